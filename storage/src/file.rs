@@ -1,7 +1,9 @@
 //! `FileDevice`: a block device on one file, with positioned I/O and `fdatasync` on sync.
 //!
 //! Block `i` lives at byte offset `i * block_size` of the file; the file's length is
-//! `block_count * block_size`. After a failed write or sync the device stays failed
+//! `block_count * block_size`. The device holds an exclusive advisory lock (`flock`) on the file
+//! while open, so a second process (or a second open in this one) gets a clear error instead of
+//! two writers corrupting each other. After a failed write or sync the device stays failed
 //! (`Error::PreviousIo`) until reopened: once fsync has failed, Linux may have dropped the dirty
 //! pages, so a later successful fsync would not mean the earlier writes are durable.
 
@@ -33,9 +35,12 @@ impl FileDevice {
             .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(path.display().to_string(), e))?;
+        // Lock before truncating, so a file in use by someone else is never wiped.
+        lock(&file, &path)?;
+        file.set_len(0).map_err(|e| Error::io(path.display().to_string(), e))?;
         let dev = FileDevice {
             file,
             path,
@@ -57,6 +62,7 @@ impl FileDevice {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(name.clone(), e))?;
+        lock(&file, &path)?;
         let len = file
             .metadata()
             .map_err(|e| Error::io(name.clone(), e))?
@@ -93,6 +99,17 @@ impl FileDevice {
     fn fail(&self, what: &str, err: std::io::Error) -> Error {
         *self.failed.lock().expect("invariant: lock not poisoned") = Some(format!("{what}: {err}"));
         Error::io(self.name(), err)
+    }
+}
+
+fn lock(file: &File, path: &Path) -> Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Invalid(format!(
+            "{} is in use by another process (or opened twice)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path.display().to_string(), e)),
     }
 }
 

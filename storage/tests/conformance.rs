@@ -245,3 +245,21 @@ fn file_device_persists_across_reopen() {
     dev.read(3, &mut got).unwrap();
     assert_eq!(got, block(3));
 }
+
+/// A file device is exclusively locked while open: a second open is refused, not silently shared.
+#[test]
+fn file_device_refuses_a_second_opener() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dev");
+    let first = FileDevice::create(&path, BS, 8).unwrap();
+    first.write(0, &block(5)).unwrap();
+    let err = FileDevice::open(&path, BS).err().expect("second open must fail");
+    assert!(err.to_string().contains("in use"), "{err}");
+    let err = FileDevice::create(&path, BS, 8).err().expect("second create must fail");
+    assert!(err.to_string().contains("in use"), "{err}");
+    let mut got = vec![0u8; BS];
+    first.read(0, &mut got).unwrap();
+    assert_eq!(got, block(5), "a refused create must not truncate the file");
+    drop(first);
+    FileDevice::open(&path, BS).unwrap();
+}

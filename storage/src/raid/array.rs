@@ -626,10 +626,15 @@ impl RaidArray {
         match self.geo.level {
             Level::Raid0 | Level::Raid1 | Level::Raid10 => {
                 for (slot, data) in dirty {
-                    for m in self.geo.slot_members(stripe, slot) {
-                        if inner.members[m].state.is_writable() {
-                            out.push((m, data.to_vec()));
-                        }
+                    let holders: Vec<usize> = self
+                        .geo
+                        .slot_members(stripe, slot)
+                        .into_iter()
+                        .filter(|&m| inner.members[m].state.is_writable())
+                        .collect();
+                    if let Some((&last, rest)) = holders.split_last() {
+                        out.extend(rest.iter().map(|&m| (m, data.to_vec())));
+                        out.push((last, data.into_vec()));
                     }
                 }
             }
@@ -754,47 +759,40 @@ impl RaidArray {
         let seq = inner.next_seq;
         inner.next_seq += 1;
 
-        // 1. Journal on every participant, then make it durable.
+        // 1. Journal on every participant, then make it durable. Entries are sorted by target, so
+        //    the record's data blocks double as the in-place runs below.
+        let bs = self.geo.block_size;
+        let mut records = Vec::with_capacity(participants.len());
         for &m in &participants {
+            txn.writes[m].sort_by_key(|(b, _)| *b);
             let entries: Vec<(u64, &[u8])> = txn.writes[m]
                 .iter()
                 .map(|(b, d)| (*b, d.as_slice()))
                 .collect();
-            let record = journal::encode(&self.array_id, seq, mask, &entries, self.geo.block_size);
-            if let Err(e) = self
-                .device(inner, m)
-                .write(self.geo.journal_start(), &record)
-            {
+            let record = journal::encode(&self.array_id, seq, mask, &entries, bs);
+            if let Err(e) = self.device(inner, m).write(self.geo.journal_start(), &record) {
                 self.fail_member_locked(inner, m, format!("journal write: {e}"));
             }
+            records.push(record);
         }
         self.sync_members(inner, &participants, "journal sync");
         self.check_tolerance(inner)?;
 
         // 2. In place, in runs of consecutive blocks, then durable.
-        for &m in &participants {
+        for (&m, record) in participants.iter().zip(&records) {
             if !inner.members[m].state.is_writable() {
                 continue;
             }
-            let mut writes = std::mem::take(&mut txn.writes[m]);
-            writes.sort_by_key(|(b, _)| *b);
+            let targets: Vec<u64> = txn.writes[m].iter().map(|(b, _)| *b).collect();
+            let data = &record[journal::descriptor_blocks(targets.len(), bs) as usize * bs..];
             let dev = self.device(inner, m);
             let mut i = 0;
-            while i < writes.len() {
+            while i < targets.len() {
                 let mut j = i + 1;
-                while j < writes.len() && writes[j].0 == writes[j - 1].0 + 1 {
+                while j < targets.len() && targets[j] == targets[j - 1] + 1 {
                     j += 1;
                 }
-                let result = if j == i + 1 {
-                    dev.write(writes[i].0, &writes[i].1)
-                } else {
-                    let mut run = Vec::with_capacity((j - i) * self.geo.block_size);
-                    for (_, d) in &writes[i..j] {
-                        run.extend_from_slice(d);
-                    }
-                    dev.write(writes[i].0, &run)
-                };
-                if let Err(e) = result {
+                if let Err(e) = dev.write(targets[i], &data[i * bs..j * bs]) {
                     self.fail_member_locked(inner, m, format!("write: {e}"));
                     break;
                 }
