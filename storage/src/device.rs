@@ -54,7 +54,7 @@ pub fn check_range(
     start: u64,
     len: usize,
 ) -> Result<u64> {
-    if len == 0 || len % block_size != 0 {
+    if len == 0 || !len.is_multiple_of(block_size) {
         return Err(Error::BadLength { len, block_size });
     }
     let blocks = (len / block_size) as u64;

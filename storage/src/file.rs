@@ -40,7 +40,8 @@ impl FileDevice {
             .map_err(|e| Error::io(path.display().to_string(), e))?;
         // Lock before truncating, so a file in use by someone else is never wiped.
         lock(&file, &path)?;
-        file.set_len(0).map_err(|e| Error::io(path.display().to_string(), e))?;
+        file.set_len(0)
+            .map_err(|e| Error::io(path.display().to_string(), e))?;
         let dev = FileDevice {
             file,
             path,

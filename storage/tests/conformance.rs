@@ -253,9 +253,13 @@ fn file_device_refuses_a_second_opener() {
     let path = dir.path().join("dev");
     let first = FileDevice::create(&path, BS, 8).unwrap();
     first.write(0, &block(5)).unwrap();
-    let err = FileDevice::open(&path, BS).err().expect("second open must fail");
+    let err = FileDevice::open(&path, BS)
+        .err()
+        .expect("second open must fail");
     assert!(err.to_string().contains("in use"), "{err}");
-    let err = FileDevice::create(&path, BS, 8).err().expect("second create must fail");
+    let err = FileDevice::create(&path, BS, 8)
+        .err()
+        .expect("second create must fail");
     assert!(err.to_string().contains("in use"), "{err}");
     let mut got = vec![0u8; BS];
     first.read(0, &mut got).unwrap();

@@ -60,7 +60,7 @@ impl RaidConfig {
     }
 
     fn geometry(&self, members: usize) -> Result<Geometry> {
-        if self.capacity_bytes % self.block_size as u64 != 0 {
+        if !self.capacity_bytes.is_multiple_of(self.block_size as u64) {
             return Err(Error::Invalid(format!(
                 "capacity {} is not a multiple of the block size {}",
                 self.capacity_bytes, self.block_size
@@ -232,6 +232,9 @@ impl ScrubReport {
         self.problems.len() - self.repaired()
     }
 }
+
+/// Dirty blocks of one row: (data slot, contents).
+type RowSlots = Vec<(usize, Box<[u8]>)>;
 
 struct Member {
     name: String,
@@ -770,7 +773,10 @@ impl RaidArray {
                 .map(|(b, d)| (*b, d.as_slice()))
                 .collect();
             let record = journal::encode(&self.array_id, seq, mask, &entries, bs);
-            if let Err(e) = self.device(inner, m).write(self.geo.journal_start(), &record) {
+            if let Err(e) = self
+                .device(inner, m)
+                .write(self.geo.journal_start(), &record)
+            {
                 self.fail_member_locked(inner, m, format!("journal write: {e}"));
             }
             records.push(record);
@@ -822,7 +828,7 @@ impl RaidArray {
             return Ok(());
         }
         let dirty = std::mem::take(&mut inner.cache);
-        let mut rows: BTreeMap<u64, Vec<(usize, Box<[u8]>)>> = BTreeMap::new();
+        let mut rows: BTreeMap<u64, RowSlots> = BTreeMap::new();
         for (block, data) in dirty {
             let loc = self.geo.locate(block);
             rows.entry(loc.row).or_default().push((loc.slot, data));
@@ -1025,8 +1031,8 @@ impl RaidArray {
     fn recover_journal(&self, inner: &mut Inner) -> Result<()> {
         let mut records = Vec::new();
         let active: Vec<bool> = inner.members.iter().map(|m| m.state.is_active()).collect();
-        for i in 0..self.geo.members {
-            records.push(if active[i] {
+        for (i, &is_active) in active.iter().enumerate() {
+            records.push(if is_active {
                 let dev = self.device(inner, i);
                 match journal::read(
                     dev.as_ref(),
@@ -1529,7 +1535,9 @@ impl BlockDevice for RaidArray {
             // A run ends at the end of the request or of the chunk.
             let run_end = (start + blocks).min((b / k + 1) * k);
             let out = &mut buf[((b - start) as usize) * bs..((run_end - start) as usize) * bs];
-            self.read_run(&mut inner, b, out)?;
+            if inner.cache.range(b..run_end).count() < (run_end - b) as usize {
+                self.read_run(&mut inner, b, out)?;
+            }
             for (block, data) in inner.cache.range(b..run_end) {
                 let at = ((block - b) as usize) * bs;
                 out[at..at + bs].copy_from_slice(data);

@@ -83,7 +83,7 @@ impl Level {
                 self.number()
             )));
         }
-        if self == Level::Raid10 && n % 2 != 0 {
+        if self == Level::Raid10 && !n.is_multiple_of(2) {
             return Err(Error::Invalid(format!(
                 "RAID-10 mirrors members in pairs, so it needs an even number of members, got {n}"
             )));
@@ -181,7 +181,10 @@ impl Geometry {
                 "block size {block_size} must be a power of two between 512 and 1 MiB"
             )));
         }
-        if chunk_bytes < block_size || chunk_bytes % block_size != 0 || chunk_bytes > 64 << 20 {
+        if chunk_bytes < block_size
+            || !chunk_bytes.is_multiple_of(block_size)
+            || chunk_bytes > 64 << 20
+        {
             return Err(Error::Invalid(format!(
                 "chunk size {chunk_bytes} must be a multiple of the block size {block_size}, at most 64 MiB"
             )));
