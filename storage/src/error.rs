@@ -44,13 +44,11 @@ pub enum Error {
     #[error("{path}: {reason}")]
     BadMember { path: PathBuf, reason: String },
     /// Too many members are unavailable for the array to be assembled.
-    #[error(
-        "RAID-{level} array cannot run: {missing} unavailable ({detail}); it tolerates {tolerance}"
-    )]
+    #[error("RAID-{level} array cannot run: {unavailable}; it tolerates {tolerance}")]
     TooManyFailures {
         level: u8,
-        missing: String,
-        detail: String,
+        /// Each unavailable member with its path and why, e.g. `member 1 (d1.img) missing (...)`.
+        unavailable: String,
         tolerance: String,
     },
     /// A block that could not be read or reconstructed from any redundancy.

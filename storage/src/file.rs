@@ -103,14 +103,26 @@ impl FileDevice {
     }
 }
 
+/// Takes the exclusive lock, retrying for half a second: a child process that another thread has
+/// forked but not yet exec'd holds copies of our descriptors, and so, briefly, a lock we released.
 fn lock(file: &File, path: &Path) -> Result<()> {
-    match file.try_lock() {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Invalid(format!(
-            "{} is in use by another process (or opened twice)",
-            path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path.display().to_string(), e)),
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Invalid(format!(
+                    "{} is in use by another process (or opened twice)",
+                    path.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(path.display().to_string(), e))
+            }
+        }
     }
 }
 

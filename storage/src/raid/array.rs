@@ -242,11 +242,16 @@ struct Member {
     state: MemberState,
     /// CRC32 of each data-area row of this member.
     crcs: Vec<u32>,
+    /// The event counter on this member's own superblock.
+    disk_events: u64,
 }
 
 struct Inner {
     members: Vec<Member>,
+    /// The highest event counter on any member (that of the last superblock update).
     events: u64,
+    /// The member states of the last complete superblock update.
+    recorded: Vec<RecordedState>,
     cache: BTreeMap<u64, Box<[u8]>>,
     next_seq: u64,
     /// Set when the array lost more than it tolerates, or after a failed flush.
@@ -313,6 +318,7 @@ impl RaidArray {
                 device: Some(device),
                 state: MemberState::Active,
                 crcs: vec![zero_crc; geo.rows() as usize],
+                disk_events: 0,
             })
             .collect();
         let array = RaidArray::new(geo, rand::random(), config.chunk_bytes, members, 0);
@@ -341,6 +347,7 @@ impl RaidArray {
             chunk_bytes,
             cache_limit,
             inner: Mutex::new(Inner {
+                recorded: members.iter().map(|m| m.state.recorded()).collect(),
                 members,
                 events,
                 cache: BTreeMap::new(),
@@ -350,6 +357,19 @@ impl RaidArray {
                 repaired_at_open: Vec::new(),
             }),
             geo,
+        }
+    }
+
+    /// After a failed flush (or losing more members than it tolerates) the array refuses all I/O
+    /// until it is reassembled: the write-back cache is gone, so reads could be out of date
+    /// (contract rule 5 of `device.rs`).
+    fn check_running(&self, inner: &Inner) -> Result<()> {
+        match &inner.broken {
+            Some(why) => Err(Error::PreviousIo {
+                device: self.name(),
+                reason: why.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -393,44 +413,74 @@ impl RaidArray {
         out
     }
 
-    /// Writes superblocks to every writable member; members that fail are marked failed.
+    /// Writes superblocks with a new event counter to every writable member; members that fail
+    /// are marked failed.
+    ///
+    /// Two phases keep every writable member within one event of the newest (so a member two or
+    /// more behind really missed an update, see `examine`): first members still behind get the
+    /// current counter and state table, then everyone gets the new ones. A crash in either phase
+    /// leaves counters one apart at most.
     fn write_superblocks(&self, inner: &mut Inner, clean: bool) -> Result<()> {
-        inner.events += 1;
         loop {
+            let current = inner.events;
+            let recorded = inner.recorded.clone();
+            let behind: Vec<usize> = (0..self.geo.members)
+                .filter(|&i| {
+                    inner.members[i].state.is_writable() && inner.members[i].disk_events < current
+                })
+                .collect();
+            if let Some((i, e)) =
+                self.write_superblock_to(inner, &behind, current, &recorded, false)
+            {
+                inner.members[i].state = MemberState::Failed(format!("superblock write: {e}"));
+                continue;
+            }
+            let next = current + 1;
             let states: Vec<RecordedState> =
                 inner.members.iter().map(|m| m.state.recorded()).collect();
-            let mut newly_failed = None;
-            for (i, m) in inner.members.iter().enumerate() {
-                if !m.state.is_writable() {
-                    continue;
-                }
-                let sb = Superblock {
-                    array_id: self.array_id,
-                    geometry: self.geo.clone(),
-                    chunk_bytes: self.chunk_bytes,
-                    member_index: i,
-                    clean,
-                    events: inner.events,
-                    states: states.clone(),
-                };
-                let dev = m
-                    .device
-                    .as_ref()
-                    .expect("invariant: writable member has a device");
-                if let Err(e) = superblock::write_both(dev.as_ref(), &sb) {
-                    newly_failed = Some((i, e));
+            let all: Vec<usize> = (0..self.geo.members)
+                .filter(|&i| inner.members[i].state.is_writable())
+                .collect();
+            inner.events = next;
+            match self.write_superblock_to(inner, &all, next, &states, clean) {
+                None => {
+                    inner.recorded = states;
                     break;
                 }
-            }
-            match newly_failed {
-                None => break,
                 Some((i, e)) => {
                     inner.members[i].state = MemberState::Failed(format!("superblock write: {e}"));
-                    inner.events += 1;
                 }
             }
         }
         self.check_tolerance(inner)
+    }
+
+    /// Writes one superblock version to `members`; returns the first that failed.
+    fn write_superblock_to(
+        &self,
+        inner: &mut Inner,
+        members: &[usize],
+        events: u64,
+        states: &[RecordedState],
+        clean: bool,
+    ) -> Option<(usize, Error)> {
+        for &i in members {
+            let sb = Superblock {
+                array_id: self.array_id,
+                geometry: self.geo.clone(),
+                chunk_bytes: self.chunk_bytes,
+                member_index: i,
+                clean,
+                events,
+                states: states.to_vec(),
+            };
+            let dev = self.device(inner, i);
+            if let Err(e) = superblock::write_both(dev.as_ref(), &sb) {
+                return Some((i, e));
+            }
+            inner.members[i].disk_events = events;
+        }
+        None
     }
 
     fn unavailable(&self, inner: &Inner) -> Vec<usize> {
@@ -490,18 +540,20 @@ impl RaidArray {
     }
 
     /// Reads every position of a parity row (data slots, P, Q), rebuilding lost ones.
-    /// Returns the row and the positions that were lost (failed, unreadable or bad CRC).
+    /// Returns the row and the positions that were lost (failed, unreadable, bad CRC, or the
+    /// `exclude`d member, whose block is rebuilt from the others rather than read).
     fn read_parity_row(
         &self,
         inner: &mut Inner,
         stripe: u64,
         row: u64,
+        exclude: Option<usize>,
     ) -> Result<(Vec<Vec<u8>>, Vec<usize>)> {
         let positions = self.geo.row_members(stripe);
         let mut blocks = Vec::with_capacity(positions.len());
         let mut lost = Vec::new();
         for (pos, &m) in positions.iter().enumerate() {
-            let got = if inner.members[m].state.is_active() {
+            let got = if inner.members[m].state.is_active() && exclude != Some(m) {
                 self.read_member_row(inner, m, row).ok().flatten()
             } else {
                 None
@@ -557,7 +609,7 @@ impl RaidArray {
                         return Ok(b);
                     }
                 }
-                let (mut blocks, _) = self.read_parity_row(inner, loc.stripe, loc.row)?;
+                let (mut blocks, _) = self.read_parity_row(inner, loc.stripe, loc.row, None)?;
                 Ok(blocks.swap_remove(loc.slot))
             }
             Level::Raid0 | Level::Raid1 | Level::Raid10 => {
@@ -653,7 +705,7 @@ impl RaidArray {
                 let needs_read =
                     (0..d).any(|s| row_data[s].is_none() && self.geo.block_at(row, s).is_some());
                 if needs_read {
-                    let (current, lost) = self.read_parity_row(inner, stripe, row)?;
+                    let (current, lost) = self.read_parity_row(inner, stripe, row, None)?;
                     for (s, cur) in current.into_iter().take(d).enumerate() {
                         if row_data[s].is_none() {
                             if lost.contains(&s) {
@@ -821,9 +873,7 @@ impl RaidArray {
 
     /// Writes every cached block to the members, durably.
     fn flush(&self, inner: &mut Inner) -> Result<()> {
-        if let Some(why) = &inner.broken {
-            return Err(Error::Invalid(format!("array stopped: {why}")));
-        }
+        self.check_running(inner)?;
         if inner.cache.is_empty() {
             return Ok(());
         }
@@ -852,7 +902,7 @@ impl RaidArray {
     }
 
     /// Examines member slots: reads superblocks and decides every member's state.
-    fn examine(slots: &[MemberSlot]) -> Result<(Superblock, Vec<MemberState>)> {
+    fn examine(slots: &[MemberSlot]) -> Result<(Superblock, Vec<MemberState>, Vec<u64>)> {
         let mut sbs: Vec<Option<std::result::Result<Superblock, String>>> = Vec::new();
         for slot in slots {
             sbs.push(match slot {
@@ -931,8 +981,19 @@ impl RaidArray {
                             geo.member_blocks()
                         ))
                     } else if reference.states[i] == RecordedState::Failed {
-                        MemberState::Failed("marked failed".into())
-                    } else if sb.events < reference.events {
+                        if sb.events < reference.events {
+                            MemberState::Stale {
+                                events: sb.events,
+                                array_events: reference.events,
+                            }
+                        } else {
+                            MemberState::Failed("marked failed".into())
+                        }
+                    } else if sb.events + 1 < reference.events {
+                        // One event behind is a member a crash caught in the middle of a
+                        // superblock update (`write_superblocks` never lets it get further
+                        // behind); data is only written after an update completes, so it missed
+                        // none. Two or more behind, it missed a complete update.
                         MemberState::Stale {
                             events: sb.events,
                             array_events: reference.events,
@@ -947,12 +1008,19 @@ impl RaidArray {
             };
             states.push(state);
         }
-        Ok((reference, states))
+        let events = sbs
+            .iter()
+            .map(|sb| match sb {
+                Some(Ok(sb)) => sb.events,
+                _ => 0,
+            })
+            .collect();
+        Ok((reference, states, events))
     }
 
     /// Reports the state of an array without changing anything on its members.
     pub fn inspect(slots: &[MemberSlot]) -> Result<ArrayStatus> {
-        let (sb, states) = Self::examine(slots)?;
+        let (sb, states, _) = Self::examine(slots)?;
         let geo = &sb.geometry;
         let gone: Vec<usize> = (0..states.len())
             .filter(|&i| !states[i].is_active())
@@ -983,7 +1051,7 @@ impl RaidArray {
     /// refuses foreign members, marks stale and missing ones failed, replays the journal, and
     /// runs degraded when within tolerance. Fails naming the missing members when beyond it.
     pub fn assemble(slots: Vec<MemberSlot>) -> Result<RaidArray> {
-        let (sb, states) = Self::examine(&slots)?;
+        let (sb, states, member_events) = Self::examine(&slots)?;
         let geo = sb.geometry.clone();
         let gone: Vec<usize> = (0..states.len())
             .filter(|&i| !states[i].is_active())
@@ -999,7 +1067,8 @@ impl RaidArray {
         let members: Vec<Member> = slots
             .into_iter()
             .zip(states)
-            .map(|(slot, state)| {
+            .zip(member_events)
+            .map(|((slot, state), disk_events)| {
                 let (name, device) = match slot {
                     MemberSlot::Present { name, device } => (name, Some(device)),
                     MemberSlot::Absent { name, .. } => (name, None),
@@ -1014,6 +1083,7 @@ impl RaidArray {
                     device,
                     state,
                     crcs: Vec::new(),
+                    disk_events,
                 }
             })
             .collect();
@@ -1075,16 +1145,37 @@ impl RaidArray {
             self.sync_members(inner, &touched, "journal replay sync");
             self.check_tolerance(inner)?;
         }
-        Ok(())
+        // Replayed or discarded, no record may be looked at again: a discarded one could
+        // otherwise look complete at a later assembly that lacks the member that never got it.
+        self.clear_journals(inner)
     }
 
-    /// Loads every active member's checksum region. A corrupt checksum block has its CRCs
-    /// recomputed from the data and rewritten; scrub reports it.
+    /// Overwrites every writable member's journal head, so no record there is valid.
+    fn clear_journals(&self, inner: &mut Inner) -> Result<()> {
+        let zero = vec![0u8; self.geo.block_size];
+        let mut cleared = Vec::new();
+        for m in 0..self.geo.members {
+            if !inner.members[m].state.is_writable() {
+                continue;
+            }
+            match self.device(inner, m).write(self.geo.journal_start(), &zero) {
+                Ok(()) => cleared.push(m),
+                Err(e) => self.fail_member_locked(inner, m, format!("journal write: {e}")),
+            }
+        }
+        self.sync_members(inner, &cleared, "journal sync");
+        self.check_tolerance(inner)
+    }
+
+    /// Loads every active member's checksum region. The CRCs of a corrupt checksum block are
+    /// recomputed from what the other members say the blocks should be (so a data block that
+    /// rotted alongside is still caught), or, without redundancy (RAID-0, or too many members
+    /// gone), from the member's own data; the block is rewritten and scrub reports it.
     fn load_checksums(&self, inner: &mut Inner) -> Result<()> {
         let bs = self.geo.block_size;
         let per = self.geo.crcs_per_block as usize;
         let rows = self.geo.rows() as usize;
-        let mut txn = Txn::new(self.geo.members);
+        let mut corrupt = Vec::new();
         for i in 0..self.geo.members {
             if !inner.members[i].state.is_active() {
                 continue;
@@ -1106,25 +1197,43 @@ impl RaidArray {
                             block[4 * j..4 * j + 4].try_into().expect("4 bytes"),
                         );
                     }
-                    continue;
+                } else {
+                    corrupt.push((i, cb));
                 }
-                let mut data = vec![0u8; (last - first) * bs];
-                if let Err(e) = dev.read(self.geo.data_start() + first as u64, &mut data) {
-                    self.fail_member_locked(inner, i, format!("data read: {e}"));
-                    break;
-                }
-                for (j, crc) in crcs[first..last].iter_mut().enumerate() {
-                    *crc = crc32fast::hash(&data[j * bs..(j + 1) * bs]);
-                }
-                txn.csum_dirty[i].insert(cb as u64);
-                inner.repaired_at_open.push(ScrubProblem {
-                    member: i,
-                    member_block: self.geo.csum_start() + cb as u64,
-                    kind: ProblemKind::ChecksumBlockCorrupt,
-                    repaired: true,
-                });
             }
             inner.members[i].crcs = crcs;
+        }
+        self.check_tolerance(inner)?;
+        let mut txn = Txn::new(self.geo.members);
+        for (i, cb) in corrupt {
+            if !inner.members[i].state.is_active() {
+                continue;
+            }
+            let first = cb * per;
+            let last = (first + per).min(rows);
+            for row in first..last {
+                let expected = match self.expected_block(inner, i, row as u64) {
+                    Ok(block) => block,
+                    Err(_) => {
+                        // No redundancy to ask: the member's own data is all there is.
+                        let mut own = vec![0u8; bs];
+                        let dev = self.device(inner, i);
+                        if let Err(e) = dev.read(self.geo.data_start() + row as u64, &mut own) {
+                            self.fail_member_locked(inner, i, format!("data read: {e}"));
+                            break;
+                        }
+                        own
+                    }
+                };
+                inner.members[i].crcs[row] = crc32fast::hash(&expected);
+            }
+            txn.csum_dirty[i].insert(cb as u64);
+            inner.repaired_at_open.push(ScrubProblem {
+                member: i,
+                member_block: self.geo.csum_start() + cb as u64,
+                kind: ProblemKind::ChecksumBlockCorrupt,
+                repaired: true,
+            });
         }
         self.check_tolerance(inner)?;
         self.commit(inner, txn)
@@ -1169,7 +1278,9 @@ impl RaidArray {
             )));
         }
         let mut gone = self.unavailable(&inner);
-        gone.push(i);
+        if !gone.contains(&i) {
+            gone.push(i);
+        }
         if !self.geo.level.survives(self.geo.members, &gone) {
             return Err(Error::Invalid(format!(
                 "failing member {i} would lose data: RAID-{} tolerates {}",
@@ -1227,6 +1338,7 @@ impl RaidArray {
                 device: Some(device.clone()),
                 state: MemberState::Rebuilding,
                 crcs: vec![zero_crc; rows as usize],
+                disk_events: 0,
             };
             device.write(self.geo.journal_start(), &vec![0u8; self.geo.block_size])?;
             self.write_superblocks(&mut inner, false)?;
@@ -1276,7 +1388,8 @@ impl RaidArray {
         self.write_superblocks(&mut inner, false)
     }
 
-    /// What member `m` should hold at data-area row `row`, from the other members.
+    /// What member `m` should hold at data-area row `row`, rebuilt from the other members only
+    /// (its own copy is never consulted).
     fn expected_block(&self, inner: &mut Inner, m: usize, row: u64) -> Result<Vec<u8>> {
         let stripe = row / self.geo.chunk_blocks;
         match self.geo.level {
@@ -1286,17 +1399,27 @@ impl RaidArray {
                     .iter()
                     .position(|&x| x == m)
                     .expect("invariant: member in row");
-                let (mut blocks, _) = self.read_parity_row(inner, stripe, row)?;
+                let (mut blocks, _) = self.read_parity_row(inner, stripe, row, Some(m))?;
                 Ok(blocks.swap_remove(pos))
             }
             Level::Raid0 | Level::Raid1 | Level::Raid10 => {
                 let slot = (0..self.geo.data_slots())
                     .find(|&s| self.geo.slot_members(stripe, s).contains(&m))
                     .expect("invariant: member holds a slot");
-                match self.geo.block_at(row, slot) {
-                    Some(block) => self.read_block_uncached(inner, block),
-                    None => Ok(vec![0u8; self.geo.block_size]),
+                let Some(block) = self.geo.block_at(row, slot) else {
+                    return Ok(vec![0u8; self.geo.block_size]);
+                };
+                for other in self.geo.slot_members(stripe, slot) {
+                    if other != m && inner.members[other].state.is_active() {
+                        if let Ok(Some(b)) = self.read_member_row(inner, other, row) {
+                            return Ok(b);
+                        }
+                    }
                 }
+                Err(Error::DataLost {
+                    block,
+                    reason: format!("no other copy of member {m}'s block is readable"),
+                })
             }
         }
     }
@@ -1481,6 +1604,7 @@ impl RaidArray {
             return Ok(());
         }
         self.flush(&mut inner)?;
+        self.clear_journals(&mut inner)?;
         self.write_superblocks(&mut inner, true)?;
         inner.closed = true;
         Ok(())
@@ -1488,22 +1612,15 @@ impl RaidArray {
 }
 
 fn too_many_failures(geo: &Geometry, members: &[(String, MemberState)]) -> Error {
-    let gone: Vec<String> = members
+    let unavailable: Vec<String> = members
         .iter()
         .enumerate()
         .filter(|(_, (_, s))| !s.is_active())
-        .map(|(i, (name, _))| format!("member {i} ({name})"))
-        .collect();
-    let detail: Vec<String> = members
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, s))| !s.is_active())
-        .map(|(i, (_, s))| format!("member {i} {s}"))
+        .map(|(i, (name, state))| format!("member {i} ({name}) {state}"))
         .collect();
     Error::TooManyFailures {
         level: geo.level.number(),
-        missing: gone.join(", "),
-        detail: detail.join("; "),
+        unavailable: unavailable.join(", "),
         tolerance: geo.level.tolerance_text(geo.members),
     }
 }
@@ -1529,6 +1646,7 @@ impl BlockDevice for RaidArray {
         let bs = self.geo.block_size;
         let blocks = check_range(&self.name(), bs, self.geo.capacity_blocks, start, buf.len())?;
         let mut inner = self.lock();
+        self.check_running(&inner)?;
         let k = self.geo.chunk_blocks;
         let mut b = start;
         while b < start + blocks {
@@ -1557,9 +1675,7 @@ impl BlockDevice for RaidArray {
             data.len(),
         )?;
         let mut inner = self.lock();
-        if let Some(why) = &inner.broken {
-            return Err(Error::Invalid(format!("array stopped: {why}")));
-        }
+        self.check_running(&inner)?;
         inner.closed = false;
         for (j, block) in data.chunks_exact(bs).enumerate() {
             inner.cache.insert(start + j as u64, block.into());

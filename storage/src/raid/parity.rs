@@ -43,10 +43,13 @@
 //! Generation is the hot path (every full-stripe write), so it never multiplies through tables.
 //! Q is evaluated with Horner's rule from the highest data index down, `Q = g*Q ^ D_d`, which only
 //! ever multiplies by `g = 2`. Multiplying a byte by 2 is a shift plus a conditional XOR with 0x1d,
-//! and that is done on eight bytes at once in a `u64` (see [`mul2_word`]). The kernels work on
+//! and that is done on eight bytes at once in a `u64` (see `mul2_word`). The kernels work on
 //! 64-byte chunks held as `[u64; 8]`, which the compiler turns into SIMD registers; for each chunk
 //! they run through all data blocks with P and Q in registers and store them once, so each data
-//! byte is read once and each parity byte written once, with no intermediate passes over memory.
+//! byte is read once and each parity byte written once, with no intermediate passes over memory
+//! (so there is no need to cut blocks into cache-sized pieces: P and Q never leave registers).
+//! On x86-64, [`gen_pq`] runs the same kernel compiled for AVX2 when the CPU has it (detected at
+//! run time; the default target only guarantees SSE2), which is the only `unsafe` here.
 //! Reconstruction is rarer and multiplies by a few fixed constants, each through a 256-entry
 //! table built per call from log/exp tables that are computed at compile time.
 
@@ -139,12 +142,14 @@ type Lanes = [u64; LANES];
 ///
 /// Per byte: shift left, and if the top bit fell off, reduce by XOR with 0x1d (the polynomial
 /// without its x^8 term). The shift is done on the whole word and the bits that crossed into the
-/// next byte are masked off; `hi >> 7` is 1 in exactly the bytes whose top bit was set, and
-/// multiplying it by 0x1d spreads the reduction into those bytes (no carries: each byte is 0 or 1).
+/// next byte are masked off. `hi - (hi >> 7)` is 0x7f in exactly the bytes whose top bit was set
+/// and 0 elsewhere (no borrows cross bytes), so masking it with 0x1d gives the reduction term.
+/// That equals `(hi >> 7) * 0x1d`, but x86 has no 64-bit vector multiply before AVX-512, and with
+/// the multiply the compiler leaves the whole kernel scalar (about a third of the speed).
 #[inline(always)]
 fn mul2_word(x: u64) -> u64 {
     let hi = x & 0x8080_8080_8080_8080;
-    ((x << 1) & 0xfefe_fefe_fefe_fefe) ^ ((hi >> 7) * 0x1d)
+    ((x << 1) & 0xfefe_fefe_fefe_fefe) ^ ((hi - (hi >> 7)) & 0x1d1d_1d1d_1d1d_1d1d)
 }
 
 #[inline(always)]
@@ -353,7 +358,7 @@ pub fn gen_p(data: &[&[u8]], p: &mut [u8]) {
     for_each_p(data, len, |r, v| store(v, &mut p[r]));
 }
 
-/// P and Q of the data blocks (data[d] has data index d, coefficient g^d).
+/// P and Q of the data blocks (`data[d]` has data index d, coefficient g^d).
 ///
 /// An empty `data` gives `p` and `q` all zeros.
 ///
@@ -363,10 +368,37 @@ pub fn gen_pq(data: &[&[u8]], p: &mut [u8], q: &mut [u8]) {
     let len = p.len();
     assert_eq!(q.len(), len, "gen_pq: p and q must have the same length");
     assert_lengths(data, len, "gen_pq");
-    for_each_pq(data, len, |r, pv, qv| {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 support, gen_pq_avx2's only requirement, was checked just above.
+        unsafe { gen_pq_avx2(data, p, q) };
+        return;
+    }
+    gen_pq_kernel(data, p, q);
+}
+
+/// The body of [`gen_pq`], after its length checks.
+#[inline(always)]
+fn gen_pq_kernel(data: &[&[u8]], p: &mut [u8], q: &mut [u8]) {
+    for_each_pq(data, p.len(), |r, pv, qv| {
         store(pv, &mut p[r.clone()]);
         store(qv, &mut q[r]);
     });
+}
+
+/// [`gen_pq_kernel`] compiled for AVX2, chosen at run time so that the crate still runs on any
+/// x86-64 while the default target only allows SSE2. With 256-bit registers, each 64-byte chunk
+/// of P or Q takes two registers instead of four and the three-operand forms save register
+/// copies; measured about 1.7 times the SSE2 speed, which takes P+Q generation from roughly half
+/// the speed of a memory copy to close to it. Only gen_pq gets this: it is the hot path, and the
+/// XOR-only kernels already run faster than a copy with SSE2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gen_pq_avx2(data: &[&[u8]], p: &mut [u8], q: &mut [u8]) {
+    gen_pq_kernel(data, p, q);
 }
 
 /// Rebuilds the missing blocks of one row in place.
@@ -767,6 +799,11 @@ mod tests {
                 gen_pq(&refs(&data), &mut p, &mut q);
                 assert_eq!(p, ep, "P, k={k} len={len}");
                 assert_eq!(q, eq, "Q, k={k} len={len}");
+                // The portable kernel too, which gen_pq skips on CPUs with AVX2.
+                let (mut p, mut q) = (rng.block(len), rng.block(len));
+                gen_pq_kernel(&refs(&data), &mut p, &mut q);
+                assert_eq!(p, ep, "portable P, k={k} len={len}");
+                assert_eq!(q, eq, "portable Q, k={k} len={len}");
                 let mut p2 = rng.block(len);
                 gen_p(&refs(&data), &mut p2);
                 assert_eq!(p2, ep, "gen_p, k={k} len={len}");
@@ -796,6 +833,9 @@ mod tests {
                 gen_pq(&refs(&data), &mut p, &mut q);
                 assert_eq!(p, ep, "P len={len}");
                 assert_eq!(q, eq, "Q len={len}");
+                let (mut p, mut q) = (rng.block(len), rng.block(len));
+                gen_pq_kernel(&refs(&data), &mut p, &mut q);
+                assert_eq!((&p, &q), (&ep, &eq), "portable, len={len}");
                 let mut p2 = rng.block(len);
                 gen_p(&refs(&data), &mut p2);
                 assert_eq!(p2, ep);
