@@ -1,9 +1,49 @@
-//! # strata-engine: the transactional key-value engine (not built yet)
+//! # strata-engine: the transactional key-value engine
 //!
-//! The heart of Strata, to be built on the `BlockDevice` boundary of `strata-storage`: a pager with
-//! a bounded buffer pool, B+trees (tables clustered by primary key, dense secondary indexes, sparse
-//! zone-map indexes), a write-ahead log with group commit and crash recovery, and MVCC transactions
-//! at READ COMMITTED, REPEATABLE READ and SERIALIZABLE, with the durable `prepare` /
-//! `commit_prepared` / `rollback_prepared` hooks two-phase commit needs. See ../shared/DESIGN.md,
-//! "Storage engine decisions". Nothing here yet: this crate only holds its place in the layering
-//! (`storage <- engine <- sql <- cluster <- tools`).
+//! The heart of Strata: a transactional, ordered key-value store of named trees, on any
+//! `BlockDevice` of `strata-storage` (a file, memory, or a RAID array of files).
+//!
+//! BUILT SO FAR: the write-ahead log (`wal`), the byte encodings of the MVCC layer (`codec`:
+//! version chains and logical log records) and the row-lock table with deadlock detection
+//! (`locks`), each complete and tested on its own. The pager, the B+tree and the transaction API
+//! that tie them together are being built; the plan they follow is below.
+//!
+//! ARCHITECTURE, bottom up (each module's own doc has its format and invariants):
+//!
+//! 1. `page`: the page format. Every page has a header with its type, the checkpoint epoch that
+//!    wrote it and a CRC32 of its contents; a mismatch is `Error::Corrupt` naming the page.
+//! 2. `pager`: pages on the device, a bounded buffer pool (pinning, clock eviction) and
+//!    copy-on-write between checkpoints. A page that belongs to the last checkpoint is never
+//!    overwritten: the first change after a checkpoint copies it to a fresh page. A checkpoint
+//!    writes the dirty pages, then flips one of two meta pages, so the file always holds one whole
+//!    consistent tree state, whatever happens. Pages freed by copy-on-write are reused after the next
+//!    checkpoint, so the file does not grow without bound under churn.
+//! 3. `btree`: B+trees of byte keys and byte values in those pages: slotted leaves, overflow
+//!    chains for large values (up to 16 MiB and beyond), splits and merges, cursors both ways, and
+//!    a bulk-load path. Many named trees share one file.
+//! 4. `wal`: the write-ahead log, a separate file of CRC-framed *logical* records: each committed
+//!    transaction's writes. Group commit shares one fsync among concurrent committers. Because the
+//!    checkpointed tree state is immutable, the log needs no page images: recovery opens the last
+//!    checkpoint and re-applies the committed records after it. A torn tail is cut; a corrupt record
+//!    followed by valid ones is an error naming its LSN.
+//! 5. `txn`: transactions. A value in a tree is a *version chain*; a transaction buffers its
+//!    writes privately and, at commit, appends versions stamped with a commit timestamp from a
+//!    `TimestampSource`. Readers see the versions at or below their snapshot, so they never block
+//!    writers. Row locks give READ COMMITTED its wait-then-reread, REPEATABLE READ its
+//!    first-committer-wins, and SERIALIZABLE adds read-set validation against later commits
+//!    (write skew aborts with a serialization failure). Deadlocks are found in the waits-for graph.
+//!    `prepare` writes a transaction's writes durably and keeps its locks across restarts for
+//!    two-phase commit.
+//! 6. `db`: `Database`: open and create with options, `begin`, checkpoint, stats, `verify`.
+//!
+//! DETERMINISM. Applying a committed batch is a pure function of (state, batch): no clock, no
+//! randomness; even version pruning uses the watermark recorded in the batch. So Raft replicas that
+//! apply the same log end in the same state.
+
+mod error;
+
+pub mod codec;
+pub mod locks;
+pub mod wal;
+
+pub use error::{Error, Result};
