@@ -55,6 +55,21 @@ pub enum Error {
     Invalid(String),
 }
 
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as S;
+        match e {
+            S::Storage(e) => Error::Storage(e),
+            S::Corrupt { page, reason } => Error::CorruptPage { page, reason },
+            S::NoSuchTree(t) => Error::NoSuchTree(t),
+            S::TreeExists(t) => Error::TreeExists(t),
+            S::KeyTooLarge { len, max } => Error::KeyTooLarge { len, max },
+            S::Invalid(why) => Error::Invalid(why),
+            S::Failed(why) => Error::Failed(why),
+        }
+    }
+}
+
 impl From<crate::wal::WalError> for Error {
     fn from(e: crate::wal::WalError) -> Self {
         match e {

@@ -3,10 +3,17 @@
 //! The heart of Strata: a transactional, ordered key-value store of named trees, on any
 //! `BlockDevice` of `strata-storage` (a file, memory, or a RAID array of files).
 //!
-//! BUILT SO FAR: the write-ahead log (`wal`), the byte encodings of the MVCC layer (`codec`:
-//! version chains and logical log records) and the row-lock table with deadlock detection
-//! (`locks`), each complete and tested on its own. The pager, the B+tree and the transaction API
-//! that tie them together are being built; the plan they follow is below.
+//! ```
+//! use strata_engine::{Database, Isolation, Options};
+//!
+//! let db = Database::memory(Options::default()).unwrap();
+//! let mut txn = db.begin(Isolation::RepeatableRead).unwrap();
+//! txn.create_tree("accounts").unwrap();
+//! txn.put("accounts", b"alice", b"100").unwrap();
+//! txn.commit().unwrap();
+//! let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
+//! assert_eq!(txn.get("accounts", b"alice").unwrap(), Some(b"100".to_vec()));
+//! ```
 //!
 //! ARCHITECTURE, bottom up (each module's own doc has its format and invariants):
 //!
@@ -40,10 +47,19 @@
 //! randomness; even version pruning uses the watermark recorded in the batch. So Raft replicas that
 //! apply the same log end in the same state.
 
+mod btree;
+mod db;
 mod error;
+mod page;
+mod pager;
+mod txn;
 
 pub mod codec;
 pub mod locks;
+pub mod store;
 pub mod wal;
 
+pub use db::{wal_path, Database, LocalClock, Options, Stats, TimestampSource};
 pub use error::{Error, Result};
+pub use txn::{Isolation, Savepoint, Scan, Txn};
+pub use wal::SyncMode;
