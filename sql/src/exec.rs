@@ -1,0 +1,1483 @@
+//! The executor: plans run as trees of pull-based nodes (`next()` returns one row at a time).
+//! Sorts, aggregates, hash-join build sides and set operations gather their input in memory;
+//! scans and filters stream, reading the table in batches through the transaction.
+//!
+//! Every node gets the execution context [`Cx`] with each call: the transaction, statement
+//! parameters, the rows of enclosing queries (for correlated subqueries) and caches.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
+use std::rc::Rc;
+
+use rust_decimal::Decimal;
+
+use crate::catalog::{Index, Table};
+use crate::encoding::{decode_row, encode_key};
+use crate::error::Result;
+use crate::expr::{eval, eval_pred, AggCall, AggFunc, Expr, SeqOp};
+use crate::functions::FnContext;
+use crate::kv::Transaction;
+use crate::plan::{Access, JoinKind, KeyRange, Plan, SetOpKind, SortKey};
+use crate::value::{self, DataType, Value};
+use crate::{bail, err};
+
+pub type Row = Vec<Value>;
+
+const SCAN_BATCH: usize = 256;
+
+/// Sequence operations, which live outside the statement's transaction.
+pub trait SequenceOps {
+    fn apply(
+        &mut self,
+        txn: &mut dyn Transaction,
+        op: SeqOp,
+        name: &str,
+        args: &[Value],
+    ) -> Result<Value>;
+}
+
+/// Counters a statement collects (for EXPLAIN ANALYZE and benchmarks).
+#[derive(Clone, Debug, Default)]
+pub struct ExecStats {
+    pub rows_scanned: u64,
+    pub index_entries: u64,
+    pub row_lookups: u64,
+    pub zones_skipped: u64,
+    pub zones_read: u64,
+}
+
+/// What every node can reach while it runs.
+pub struct Cx<'a> {
+    pub txn: &'a mut dyn Transaction,
+    pub params: &'a [Value],
+    /// Rows of enclosing queries, innermost last.
+    pub outer: Vec<Row>,
+    pub subquery_cache: HashMap<usize, Rc<Vec<Row>>>,
+    pub worktables: HashMap<usize, Rc<Vec<Row>>>,
+    pub txn_ts: i64,
+    pub statement_ts: i64,
+    pub seq: &'a mut dyn SequenceOps,
+    pub stats: ExecStats,
+}
+
+impl Cx<'_> {
+    pub fn fn_context(&self) -> FnContext {
+        FnContext {
+            statement_ts: self.statement_ts,
+            txn_ts: self.txn_ts,
+        }
+    }
+    pub fn sequence(&mut self, op: SeqOp, name: &str, args: &[Value]) -> Result<Value> {
+        self.seq.apply(self.txn, op, name, args)
+    }
+}
+
+/// A running operator.
+pub trait Node {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>>;
+}
+
+/// Runs a plan to completion (or to `limit` rows).
+pub fn run_plan(plan: &Plan, cx: &mut Cx, limit: Option<usize>) -> Result<Vec<Row>> {
+    let mut node = build(plan);
+    let mut out = Vec::new();
+    while let Some(r) = node.next(cx)? {
+        out.push(r);
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the node tree for a plan.
+pub fn build(plan: &Plan) -> Box<dyn Node> {
+    match plan {
+        Plan::Scan {
+            table,
+            access,
+            filter,
+            reverse,
+            with_key,
+        } => Box::new(ScanNode::new(
+            table.clone(),
+            access.clone(),
+            filter.clone(),
+            *reverse,
+            *with_key,
+        )),
+        Plan::Values { rows } => Box::new(ValuesNode {
+            rows: rows.clone(),
+            pos: 0,
+        }),
+        Plan::Series {
+            start,
+            stop,
+            step,
+            ty,
+        } => Box::new(SeriesNode {
+            start: start.clone(),
+            stop: stop.clone(),
+            step: step.clone(),
+            ty: ty.clone(),
+            state: None,
+        }),
+        Plan::Filter { input, predicate } => Box::new(FilterNode {
+            input: build(input),
+            predicate: predicate.clone(),
+        }),
+        Plan::Project { input, exprs } => Box::new(ProjectNode {
+            input: build(input),
+            exprs: exprs.clone(),
+        }),
+        Plan::Join {
+            left,
+            right,
+            kind,
+            on,
+            equi,
+            left_width,
+            right_width,
+        } => Box::new(JoinNode {
+            left: build(left),
+            right: Some(build(right)),
+            kind: *kind,
+            on: on.clone(),
+            equi: equi.clone(),
+            left_width: *left_width,
+            right_width: *right_width,
+            state: None,
+        }),
+        Plan::Aggregate {
+            input,
+            groups,
+            aggs,
+        } => Box::new(AggregateNode {
+            input: Some(build(input)),
+            groups: groups.clone(),
+            aggs: aggs.clone(),
+            out: None,
+        }),
+        Plan::Sort { input, keys } => Box::new(SortNode {
+            input: Some(build(input)),
+            keys: keys.clone(),
+            out: None,
+        }),
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => Box::new(LimitNode {
+            input: build(input),
+            limit: limit.clone(),
+            offset: offset.clone(),
+            state: None,
+        }),
+        Plan::Distinct { input } => Box::new(DistinctNode {
+            input: build(input),
+            seen: HashSet::new(),
+        }),
+        Plan::DistinctOn { input, keys } => Box::new(DistinctOnNode {
+            input: build(input),
+            keys: keys.clone(),
+            seen: HashSet::new(),
+        }),
+        Plan::SetOp {
+            op,
+            all,
+            left,
+            right,
+        } => Box::new(SetOpNode {
+            op: *op,
+            all: *all,
+            left: build(left),
+            right: Some(build(right)),
+            right_counts: HashMap::new(),
+            seen: HashSet::new(),
+            left_done: false,
+        }),
+        Plan::Recursive {
+            id,
+            base,
+            step,
+            all,
+        } => Box::new(RecursiveNode {
+            id: *id,
+            base: base.clone(),
+            step: step.clone(),
+            all: *all,
+            out: None,
+        }),
+        Plan::WorkTable { id } => Box::new(WorkTableNode {
+            id: *id,
+            rows: None,
+            pos: 0,
+        }),
+    }
+}
+
+/// A key for hashing and grouping: equal SQL values give equal keys (integers, integral
+/// numerics and integral floats share one form).
+pub fn hash_key(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Numeric(d) if d.fract().is_zero() => {
+            if let Ok(i) = i64::try_from(d.trunc()) {
+                out.push(1);
+                out.extend_from_slice(&i.to_be_bytes());
+                return;
+            }
+            out.push(2);
+            out.extend_from_slice(d.normalize().to_string().as_bytes());
+            out.push(0);
+        }
+        Value::Numeric(d) => {
+            out.push(2);
+            out.extend_from_slice(d.normalize().to_string().as_bytes());
+            out.push(0);
+        }
+        Value::Float4(_) | Value::Float8(_) => {
+            let f = v.as_f64().expect("float");
+            if f.fract() == 0.0 && f.abs() < 9.0e18 {
+                out.push(1);
+                out.extend_from_slice(&(f as i64).to_be_bytes());
+            } else {
+                encode_key(&Value::Float8(f), out);
+            }
+        }
+        v if v.as_i64().is_some() => {
+            out.push(1);
+            out.extend_from_slice(&v.as_i64().expect("integer").to_be_bytes());
+        }
+        v => encode_key(v, out),
+    }
+}
+
+pub fn row_key(row: &[Value]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(row.len() * 9);
+    for v in row {
+        hash_key(v, &mut k);
+    }
+    k
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scans
+
+/// The byte successor of every key with this prefix (None: no upper limit).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut p = prefix.to_vec();
+    while let Some(last) = p.pop() {
+        if last < 0xFF {
+            p.push(last + 1);
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Evaluates key bounds: the byte ranges to scan (empty if a bound value cannot match).
+pub fn key_ranges(
+    range: &KeyRange,
+    types: &[DataType],
+    cx: &mut Cx,
+) -> Result<Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>> {
+    let enc = |exprs: &[Expr], cx: &mut Cx| -> Result<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        for (e, ty) in exprs.iter().zip(types) {
+            let v = eval(e, &[], cx)?;
+            if v.is_null() {
+                return Ok(None);
+            }
+            match exact_cast(v, ty) {
+                Some(v) => encode_key(&v, &mut out),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    };
+    let upper = |p: &[u8]| match prefix_end(p) {
+        Some(e) => Bound::Excluded(e),
+        None => Bound::Unbounded,
+    };
+    match range {
+        KeyRange::Points(points) => {
+            let mut keys = Vec::new();
+            for p in points {
+                if let Some(k) = enc(p, cx)? {
+                    keys.push(k);
+                }
+            }
+            keys.sort();
+            keys.dedup();
+            Ok(keys
+                .into_iter()
+                .map(|k| (Bound::Included(k.clone()), upper(&k)))
+                .collect())
+        }
+        KeyRange::Range { prefix, lo, hi } => {
+            let Some(p) = enc(prefix, cx)? else {
+                return Ok(Vec::new());
+            };
+            let col_ty = types
+                .get(prefix.len())
+                .cloned()
+                .unwrap_or(DataType::Unknown);
+            let bound_bytes = |e: &Expr, cx: &mut Cx| -> Result<Option<Vec<u8>>> {
+                let v = eval(e, &[], cx)?;
+                if v.is_null() {
+                    return Ok(None);
+                }
+                let v = match exact_cast(v, &col_ty) {
+                    Some(v) => v,
+                    None => return Ok(None),
+                };
+                let mut k = p.clone();
+                encode_key(&v, &mut k);
+                Ok(Some(k))
+            };
+            let start = match lo {
+                None => {
+                    if p.is_empty() {
+                        Bound::Unbounded
+                    } else {
+                        Bound::Included(p.clone())
+                    }
+                }
+                Some((e, inclusive)) => match bound_bytes(e, cx)? {
+                    None if eval(e, &[], cx)?.is_null() => return Ok(Vec::new()),
+                    None => {
+                        if p.is_empty() {
+                            Bound::Unbounded
+                        } else {
+                            Bound::Included(p.clone())
+                        }
+                    }
+                    Some(k) if *inclusive => Bound::Included(k),
+                    Some(k) => match prefix_end(&k) {
+                        Some(e) => Bound::Included(e),
+                        None => return Ok(Vec::new()),
+                    },
+                },
+            };
+            let end = match hi {
+                None => {
+                    // Stop before NULLs (encoded last) of the range column.
+                    let mut k = p.clone();
+                    k.push(0xFF);
+                    Bound::Excluded(k)
+                }
+                Some((e, inclusive)) => match bound_bytes(e, cx)? {
+                    None if eval(e, &[], cx)?.is_null() => return Ok(Vec::new()),
+                    None => {
+                        let mut k = p.clone();
+                        k.push(0xFF);
+                        Bound::Excluded(k)
+                    }
+                    Some(k) if *inclusive => upper(&k),
+                    Some(k) => Bound::Excluded(k),
+                },
+            };
+            Ok(vec![(start, end)])
+        }
+    }
+}
+
+/// Casts a key value to the column type only if the result is equal to it (2.5 is no integer).
+fn exact_cast(v: Value, ty: &DataType) -> Option<Value> {
+    let c = value::cast(v.clone(), ty).ok()?;
+    match c.compare(&v) {
+        Ok(std::cmp::Ordering::Equal) => Some(c),
+        _ => None,
+    }
+}
+
+enum ScanState {
+    /// Byte ranges left to scan of `tree`; the current one resumes after `after`.
+    Ranges {
+        tree: String,
+        ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
+        via_index: bool,
+    },
+}
+
+pub struct ScanNode {
+    table: Rc<Table>,
+    access: Access,
+    filter: Option<Expr>,
+    reverse: bool,
+    with_key: bool,
+    state: Option<ScanState>,
+    buffer: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    done: bool,
+}
+
+impl ScanNode {
+    fn new(
+        table: Rc<Table>,
+        access: Access,
+        filter: Option<Expr>,
+        reverse: bool,
+        with_key: bool,
+    ) -> ScanNode {
+        ScanNode {
+            table,
+            access,
+            filter,
+            reverse,
+            with_key,
+            state: None,
+            buffer: Vec::new().into_iter(),
+            done: false,
+        }
+    }
+
+    fn open(&mut self, cx: &mut Cx) -> Result<()> {
+        let table_tree = self.table.tree();
+        let col_types = |cols: &[usize]| -> Vec<DataType> {
+            cols.iter()
+                .map(|&c| self.table.columns[c].ty.clone())
+                .collect()
+        };
+        let (tree, ranges, via_index) = match &self.access {
+            Access::Full => (
+                table_tree,
+                vec![(Bound::Unbounded, Bound::Unbounded)],
+                false,
+            ),
+            Access::Primary(range) => {
+                let types = col_types(&self.table.primary_key);
+                (table_tree, key_ranges(range, &types, cx)?, false)
+            }
+            Access::Index(index, range) => {
+                let types = col_types(&index.columns);
+                (index.tree(), key_ranges(range, &types, cx)?, true)
+            }
+            Access::Sparse(index, range) => {
+                let ranges = sparse_ranges(&self.table, index, range, cx)?;
+                (table_tree, ranges, false)
+            }
+        };
+        let mut ranges = ranges;
+        if !self.reverse {
+            ranges.reverse(); // popped from the end
+        }
+        self.state = Some(ScanState::Ranges {
+            tree,
+            ranges,
+            via_index,
+        });
+        Ok(())
+    }
+
+    /// Refills the buffer; false when everything is read.
+    fn fill(&mut self, cx: &mut Cx) -> Result<bool> {
+        let Some(ScanState::Ranges { tree, ranges, .. }) = self.state.as_mut() else {
+            return Ok(false);
+        };
+        loop {
+            let Some((start, end)) = ranges.last().cloned() else {
+                return Ok(false);
+            };
+            let batch = cx
+                .txn
+                .scan(tree, start.clone(), end.clone(), self.reverse, SCAN_BATCH)?;
+            let n = batch.len();
+            let last = ranges.len() - 1;
+            if n < SCAN_BATCH {
+                ranges.pop();
+            } else {
+                let k = batch.last().expect("full batch").0.clone();
+                if self.reverse {
+                    ranges[last].1 = Bound::Excluded(k);
+                } else {
+                    ranges[last].0 = Bound::Excluded(k);
+                }
+            }
+            if n > 0 {
+                self.buffer = batch.into_iter();
+                return Ok(true);
+            }
+        }
+    }
+}
+
+impl Node for ScanNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.state.is_none() {
+            self.open(cx)?;
+        }
+        let via_index = matches!(
+            self.state,
+            Some(ScanState::Ranges {
+                via_index: true,
+                ..
+            })
+        );
+        let width = self.table.columns.len();
+        loop {
+            let (k, v) = match self.buffer.next() {
+                Some(e) => e,
+                None => {
+                    if !self.fill(cx)? {
+                        self.done = true;
+                        return Ok(None);
+                    }
+                    continue;
+                }
+            };
+            let (mut row, key) = if via_index {
+                cx.stats.index_entries += 1;
+                cx.stats.row_lookups += 1;
+                let tree = self.table.tree();
+                match cx.txn.get(&tree, &v)? {
+                    Some(bytes) => (decode_row(&bytes, width)?, v),
+                    None => bail!(
+                        DATA_CORRUPTED,
+                        "index of table \"{}\" points at a missing row",
+                        self.table.name
+                    ),
+                }
+            } else {
+                (decode_row(&v, width)?, k)
+            };
+            if self.with_key {
+                row.push(Value::Bytea(key));
+            }
+            cx.stats.rows_scanned += 1;
+            if let Some(f) = &self.filter {
+                if !eval_pred(f, &row, cx)? {
+                    continue;
+                }
+            }
+            return Ok(Some(row));
+        }
+    }
+}
+
+/// Table key ranges of the blocks whose zone overlaps the range (sparse index).
+fn sparse_ranges(
+    table: &Table,
+    index: &Index,
+    range: &KeyRange,
+    cx: &mut Cx,
+) -> Result<Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>> {
+    let col = index.columns[0];
+    let ty = table.columns[col].ty.clone();
+    let (lo, hi) = match range {
+        KeyRange::Points(points) => {
+            let mut vals = Vec::new();
+            for p in points {
+                if let Some(e) = p.first() {
+                    let v = eval(e, &[], cx)?;
+                    if !v.is_null() {
+                        if let Ok(v) = value::cast(v, &ty) {
+                            vals.push(v);
+                        }
+                    }
+                }
+            }
+            if vals.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut lo = vals[0].clone();
+            let mut hi = vals[0].clone();
+            for v in &vals[1..] {
+                if v.compare(&lo)?.is_lt() {
+                    lo = v.clone();
+                }
+                if v.compare(&hi)?.is_gt() {
+                    hi = v.clone();
+                }
+            }
+            (Some(lo), Some(hi))
+        }
+        KeyRange::Range { lo, hi, .. } => {
+            let mut ev = |b: &Option<(Expr, bool)>| -> Result<Option<Value>> {
+                match b {
+                    None => Ok(None),
+                    Some((e, _)) => {
+                        let v = eval(e, &[], cx)?;
+                        Ok(value::cast(v, &ty).ok().filter(|v| !v.is_null()))
+                    }
+                }
+            };
+            (ev(lo)?, ev(hi)?)
+        }
+    };
+    let zones = crate::sparse::zones(cx.txn, index)?;
+    let mut ranges = Vec::new();
+    for (i, z) in zones.iter().enumerate() {
+        let overlaps = match (&z.min, &z.max) {
+            (Some(zmin), Some(zmax)) => {
+                lo.as_ref()
+                    .is_none_or(|l| zmax.compare(l).map(|o| o.is_ge()).unwrap_or(true))
+                    && hi
+                        .as_ref()
+                        .is_none_or(|h| zmin.compare(h).map(|o| o.is_le()).unwrap_or(true))
+            }
+            // A zone with only NULLs (or empty) cannot match a comparison.
+            _ => false,
+        };
+        if overlaps {
+            cx.stats.zones_read += 1;
+            let start = Bound::Included(z.start.clone());
+            let end = match zones.get(i + 1) {
+                Some(next) => Bound::Excluded(next.start.clone()),
+                None => Bound::Unbounded,
+            };
+            // Merge with the previous range when adjacent.
+            if let Some((_, prev_end)) = ranges.last_mut() {
+                if *prev_end == Bound::Excluded(z.start.clone()) {
+                    *prev_end = end;
+                    continue;
+                }
+            }
+            ranges.push((start, end));
+        } else {
+            cx.stats.zones_skipped += 1;
+        }
+    }
+    Ok(ranges)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Simple nodes
+
+struct ValuesNode {
+    rows: Vec<Vec<Expr>>,
+    pos: usize,
+}
+
+impl Node for ValuesNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        let Some(exprs) = self.rows.get(self.pos) else {
+            return Ok(None);
+        };
+        self.pos += 1;
+        let mut row = Vec::with_capacity(exprs.len());
+        for e in exprs {
+            row.push(eval(e, &[], cx)?);
+        }
+        Ok(Some(row))
+    }
+}
+
+struct SeriesNode {
+    start: Expr,
+    stop: Expr,
+    step: Option<Expr>,
+    ty: DataType,
+    /// (next, stop, step)
+    state: Option<Option<(Value, Value, Value)>>,
+}
+
+impl Node for SeriesNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.state.is_none() {
+            let start = eval(&self.start, &[], cx)?;
+            let stop = eval(&self.stop, &[], cx)?;
+            let step = match &self.step {
+                Some(s) => eval(s, &[], cx)?,
+                None if self.ty.is_temporal() => bail!(
+                    UNDEFINED_FUNCTION,
+                    "function generate_series({0}, {0}) does not exist",
+                    self.ty
+                ),
+                None => value::cast(Value::Int4(1), &self.ty)?,
+            };
+            if start.is_null() || stop.is_null() || step.is_null() {
+                self.state = Some(None);
+            } else {
+                let zero = match &step {
+                    Value::Interval(i) => i.total_micros() == 0,
+                    s => s.as_f64() == Some(0.0),
+                };
+                if zero {
+                    bail!(INVALID_PARAMETER_VALUE, "step size cannot equal zero");
+                }
+                self.state = Some(Some((start, stop, step)));
+            }
+        }
+        let Some(Some((cur, stop, step))) = self.state.as_mut() else {
+            return Ok(None);
+        };
+        let ascending = match &*step {
+            Value::Interval(i) => i.total_micros() > 0,
+            s => s.as_f64().unwrap_or(0.0) > 0.0,
+        };
+        let ord = cur.compare(stop)?;
+        if (ascending && ord.is_gt()) || (!ascending && ord.is_lt()) {
+            self.state = Some(None);
+            return Ok(None);
+        }
+        let out = cur.clone();
+        let result_ty = if self.ty.is_temporal() {
+            self.ty.clone()
+        } else {
+            self.ty.clone()
+        };
+        match value::arith(value::ArithOp::Add, cur, step, &result_ty) {
+            Ok(n) => *cur = n,
+            // Past the type's range: this was the last value.
+            Err(_) => self.state = Some(None),
+        }
+        Ok(Some(vec![out]))
+    }
+}
+
+struct FilterNode {
+    input: Box<dyn Node>,
+    predicate: Expr,
+}
+
+impl Node for FilterNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        while let Some(row) = self.input.next(cx)? {
+            if eval_pred(&self.predicate, &row, cx)? {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+}
+
+struct ProjectNode {
+    input: Box<dyn Node>,
+    exprs: Vec<Expr>,
+}
+
+impl Node for ProjectNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        let Some(row) = self.input.next(cx)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(self.exprs.len());
+        for e in &self.exprs {
+            out.push(match e {
+                Expr::Column(i) => row[*i].clone(),
+                e => eval(e, &row, cx)?,
+            });
+        }
+        Ok(Some(out))
+    }
+}
+
+struct LimitNode {
+    input: Box<dyn Node>,
+    limit: Option<Expr>,
+    offset: Option<Expr>,
+    /// (rows still to skip, rows still to return)
+    state: Option<(u64, Option<u64>)>,
+}
+
+impl Node for LimitNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.state.is_none() {
+            let count = |e: &Option<Expr>, what: &str, cx: &mut Cx| -> Result<Option<u64>> {
+                match e {
+                    None => Ok(None),
+                    Some(e) => match eval(e, &[], cx)? {
+                        Value::Null => Ok(None),
+                        v => {
+                            let n = v.as_i64().ok_or_else(|| {
+                                err!(DATATYPE_MISMATCH, "argument of {what} must be an integer")
+                            })?;
+                            if n < 0 {
+                                return Err(crate::error::Error::new(
+                                    if what == "LIMIT" { "2201W" } else { "2201X" },
+                                    format!("{what} must not be negative"),
+                                ));
+                            }
+                            Ok(Some(n as u64))
+                        }
+                    },
+                }
+            };
+            let limit = count(&self.limit, "LIMIT", cx)?;
+            let offset = count(&self.offset, "OFFSET", cx)?.unwrap_or(0);
+            self.state = Some((offset, limit));
+        }
+        let (skip, left) = self.state.as_mut().expect("set above");
+        if *left == Some(0) {
+            return Ok(None);
+        }
+        while *skip > 0 {
+            if self.input.next(cx)?.is_none() {
+                return Ok(None);
+            }
+            *skip -= 1;
+        }
+        let r = self.input.next(cx)?;
+        if r.is_some() {
+            if let Some(l) = left {
+                *l -= 1;
+            }
+        }
+        Ok(r)
+    }
+}
+
+struct DistinctNode {
+    input: Box<dyn Node>,
+    seen: HashSet<Vec<u8>>,
+}
+
+impl Node for DistinctNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        while let Some(row) = self.input.next(cx)? {
+            if self.seen.insert(row_key(&row)) {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+}
+
+struct DistinctOnNode {
+    input: Box<dyn Node>,
+    keys: Vec<usize>,
+    seen: HashSet<Vec<u8>>,
+}
+
+impl Node for DistinctOnNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        while let Some(row) = self.input.next(cx)? {
+            let key: Vec<Value> = self.keys.iter().map(|&k| row[k].clone()).collect();
+            if self.seen.insert(row_key(&key)) {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+}
+
+struct SortNode {
+    input: Option<Box<dyn Node>>,
+    keys: Vec<SortKey>,
+    out: Option<std::vec::IntoIter<Row>>,
+}
+
+/// Compares two sort-key tuples under the keys' directions.
+pub fn compare_keys(a: &[Value], b: &[Value], keys: &[SortKey]) -> Result<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    for ((x, y), k) in a.iter().zip(b).zip(keys) {
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => {
+                if k.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if k.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (false, false) => {
+                let o = x.compare(y)?;
+                if k.desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+        };
+        if o != Ordering::Equal {
+            return Ok(o);
+        }
+    }
+    Ok(Ordering::Equal)
+}
+
+impl Node for SortNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if let Some(mut input) = self.input.take() {
+            let mut rows: Vec<(Vec<Value>, Row)> = Vec::new();
+            while let Some(row) = input.next(cx)? {
+                let mut k = Vec::with_capacity(self.keys.len());
+                for key in &self.keys {
+                    k.push(eval(&key.expr, &row, cx)?);
+                }
+                rows.push((k, row));
+            }
+            let mut failure = None;
+            rows.sort_by(|a, b| match compare_keys(&a.0, &b.0, &self.keys) {
+                Ok(o) => o,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    std::cmp::Ordering::Equal
+                }
+            });
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            self.out = Some(
+                rows.into_iter()
+                    .map(|(_, r)| r)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+        }
+        Ok(self.out.as_mut().and_then(|o| o.next()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Joins
+
+struct JoinState {
+    right_rows: Vec<Row>,
+    /// Hash of the right rows by equi-key, when the join has equi keys.
+    table: Option<HashMap<Vec<u8>, Vec<usize>>>,
+    right_matched: Vec<bool>,
+    current: Option<Row>,
+    /// Candidate right rows for the current left row, and the position in them.
+    candidates: Vec<usize>,
+    pos: usize,
+    current_matched: bool,
+    /// Emitting unmatched right rows (RIGHT and FULL joins) after the left side ends.
+    tail: Option<usize>,
+}
+
+struct JoinNode {
+    left: Box<dyn Node>,
+    right: Option<Box<dyn Node>>,
+    kind: JoinKind,
+    on: Option<Expr>,
+    equi: Vec<(Expr, Expr)>,
+    left_width: usize,
+    right_width: usize,
+    state: Option<JoinState>,
+}
+
+fn equi_key(
+    exprs: &mut dyn Iterator<Item = &Expr>,
+    row: &[Value],
+    cx: &mut Cx,
+) -> Result<Option<Vec<u8>>> {
+    let mut k = Vec::new();
+    for e in exprs {
+        let v = eval(e, row, cx)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        hash_key(&v, &mut k);
+    }
+    Ok(Some(k))
+}
+
+impl Node for JoinNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if let Some(mut right) = self.right.take() {
+            let mut rows = Vec::new();
+            while let Some(r) = right.next(cx)? {
+                rows.push(r);
+            }
+            let table = if self.equi.is_empty() {
+                None
+            } else {
+                let mut t: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+                for (i, r) in rows.iter().enumerate() {
+                    if let Some(k) = equi_key(&mut self.equi.iter().map(|(_, r)| r), r, cx)? {
+                        t.entry(k).or_default().push(i);
+                    }
+                }
+                Some(t)
+            };
+            let n = rows.len();
+            self.state = Some(JoinState {
+                right_rows: rows,
+                table,
+                right_matched: vec![false; n],
+                current: None,
+                candidates: Vec::new(),
+                pos: 0,
+                current_matched: false,
+                tail: None,
+            });
+        }
+        let st = self.state.as_mut().expect("opened above");
+        loop {
+            if let Some(i) = st.tail.as_mut() {
+                while *i < st.right_rows.len() {
+                    let j = *i;
+                    *i += 1;
+                    if !st.right_matched[j] {
+                        let mut row = vec![Value::Null; self.left_width];
+                        row.extend(st.right_rows[j].iter().cloned());
+                        return Ok(Some(row));
+                    }
+                }
+                return Ok(None);
+            }
+            if st.current.is_none() {
+                match self.left.next(cx)? {
+                    None => {
+                        if matches!(self.kind, JoinKind::Right | JoinKind::Full) {
+                            st.tail = Some(0);
+                            continue;
+                        }
+                        return Ok(None);
+                    }
+                    Some(l) => {
+                        st.candidates = match &st.table {
+                            None => (0..st.right_rows.len()).collect(),
+                            Some(t) => {
+                                match equi_key(&mut self.equi.iter().map(|(l, _)| l), &l, cx)? {
+                                    None => Vec::new(),
+                                    Some(k) => t.get(&k).cloned().unwrap_or_default(),
+                                }
+                            }
+                        };
+                        st.pos = 0;
+                        st.current = Some(l);
+                        st.current_matched = false;
+                    }
+                }
+            }
+            let left = st.current.as_ref().expect("set above");
+            while st.pos < st.candidates.len() {
+                let j = st.candidates[st.pos];
+                st.pos += 1;
+                let mut row = Vec::with_capacity(self.left_width + self.right_width);
+                row.extend(left.iter().cloned());
+                row.extend(st.right_rows[j].iter().cloned());
+                let ok = match &self.on {
+                    None => true,
+                    Some(on) => eval_pred(on, &row, cx)?,
+                };
+                if ok {
+                    st.current_matched = true;
+                    st.right_matched[j] = true;
+                    return Ok(Some(row));
+                }
+            }
+            let left = st.current.take().expect("set above");
+            if !st.current_matched && matches!(self.kind, JoinKind::Left | JoinKind::Full) {
+                let mut row = left;
+                row.extend(std::iter::repeat_n(Value::Null, self.right_width));
+                return Ok(Some(row));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregation
+
+#[derive(Clone, Debug)]
+enum Acc {
+    Count(i64),
+    SumInt(Option<i128>),
+    SumDec(Option<Decimal>),
+    SumFloat(Option<f64>),
+    SumInterval(Option<Value>),
+    AvgDec(Decimal, i64),
+    AvgFloat(f64, i64),
+    AvgInterval(Option<Value>, i64),
+    MinMax(Option<Value>),
+    StringAgg(Option<String>),
+    Bool(Option<bool>),
+}
+
+fn new_acc(call: &AggCall) -> Acc {
+    let arg_ty = call.args.first().map(|_| &call.ty);
+    match call.func {
+        AggFunc::Count | AggFunc::CountStar => Acc::Count(0),
+        AggFunc::Sum => match &call.ty {
+            DataType::Int8 => Acc::SumInt(None),
+            DataType::Numeric(_) => Acc::SumDec(None),
+            DataType::Interval => Acc::SumInterval(None),
+            _ => Acc::SumFloat(None),
+        },
+        AggFunc::Avg => match arg_ty {
+            Some(DataType::Float8) => Acc::AvgFloat(0.0, 0),
+            Some(DataType::Interval) => Acc::AvgInterval(None, 0),
+            _ => Acc::AvgDec(Decimal::ZERO, 0),
+        },
+        AggFunc::Min | AggFunc::Max => Acc::MinMax(None),
+        AggFunc::StringAgg => Acc::StringAgg(None),
+        AggFunc::BoolAnd | AggFunc::BoolOr => Acc::Bool(None),
+    }
+}
+
+fn overflow_numeric() -> crate::error::Error {
+    err!(NUMERIC_VALUE_OUT_OF_RANGE, "value overflows numeric format")
+}
+
+fn accumulate(acc: &mut Acc, call: &AggCall, args: &[Value]) -> Result<()> {
+    if call.func == AggFunc::CountStar {
+        if let Acc::Count(n) = acc {
+            *n += 1;
+        }
+        return Ok(());
+    }
+    let v = &args[0];
+    if v.is_null() {
+        return Ok(());
+    }
+    match acc {
+        Acc::Count(n) => *n += 1,
+        Acc::SumInt(s) => {
+            let i = v
+                .as_i64()
+                .ok_or_else(|| err!(INTERNAL_ERROR, "sum over a non-integer"))?
+                as i128;
+            *s = Some(s.unwrap_or(0) + i);
+        }
+        Acc::SumDec(s) => {
+            let d = v
+                .as_decimal()
+                .ok_or_else(|| err!(INTERNAL_ERROR, "sum over a non-number"))?;
+            *s = Some(
+                s.unwrap_or(Decimal::ZERO)
+                    .checked_add(d)
+                    .ok_or_else(overflow_numeric)?,
+            );
+        }
+        Acc::SumFloat(s) => *s = Some(s.unwrap_or(0.0) + v.as_f64().unwrap_or(0.0)),
+        Acc::SumInterval(s) => {
+            *s = Some(match s.take() {
+                None => v.clone(),
+                Some(prev) => value::arith(value::ArithOp::Add, &prev, v, &DataType::Interval)?,
+            })
+        }
+        Acc::AvgDec(s, n) => {
+            let d = v
+                .as_decimal()
+                .ok_or_else(|| err!(INTERNAL_ERROR, "avg over a non-number"))?;
+            *s = s.checked_add(d).ok_or_else(overflow_numeric)?;
+            *n += 1;
+        }
+        Acc::AvgFloat(s, n) => {
+            *s += v.as_f64().unwrap_or(0.0);
+            *n += 1;
+        }
+        Acc::AvgInterval(s, n) => {
+            *s = Some(match s.take() {
+                None => v.clone(),
+                Some(prev) => value::arith(value::ArithOp::Add, &prev, v, &DataType::Interval)?,
+            });
+            *n += 1;
+        }
+        Acc::MinMax(m) => {
+            let replace = match m {
+                None => true,
+                Some(cur) => {
+                    let o = v.compare(cur)?;
+                    if call.func == AggFunc::Min {
+                        o.is_lt()
+                    } else {
+                        o.is_gt()
+                    }
+                }
+            };
+            if replace {
+                *m = Some(v.clone());
+            }
+        }
+        Acc::StringAgg(s) => {
+            let text = v.to_text().unwrap_or_default();
+            match s {
+                None => *s = Some(text),
+                Some(cur) => {
+                    if let Some(d) = args.get(1).and_then(|d| d.to_text()) {
+                        cur.push_str(&d);
+                    }
+                    cur.push_str(&text);
+                }
+            }
+        }
+        Acc::Bool(b) => {
+            let x = matches!(v, Value::Bool(true));
+            *b = Some(match (*b, call.func) {
+                (None, _) => x,
+                (Some(p), AggFunc::BoolAnd) => p && x,
+                (Some(p), _) => p || x,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn finish(acc: &Acc, call: &AggCall) -> Result<Value> {
+    Ok(match acc {
+        Acc::Count(n) => Value::Int8(*n),
+        Acc::SumInt(s) => match s {
+            None => Value::Null,
+            Some(s) => match call.ty {
+                DataType::Int8 => Value::Int8(
+                    i64::try_from(*s)
+                        .map_err(|_| err!(NUMERIC_VALUE_OUT_OF_RANGE, "bigint out of range"))?,
+                ),
+                _ => Value::Numeric(Decimal::from_i128_with_scale(*s, 0)),
+            },
+        },
+        Acc::SumDec(s) => s.map(Value::Numeric).unwrap_or(Value::Null),
+        Acc::SumFloat(s) => match s {
+            None => Value::Null,
+            Some(f) if call.ty == DataType::Float4 => Value::Float4(*f as f32),
+            Some(f) => Value::Float8(*f),
+        },
+        Acc::SumInterval(s) => s.clone().unwrap_or(Value::Null),
+        Acc::AvgDec(s, n) => {
+            if *n == 0 {
+                Value::Null
+            } else {
+                Value::Numeric(value::numeric_div(*s, Decimal::from(*n))?)
+            }
+        }
+        Acc::AvgFloat(s, n) => {
+            if *n == 0 {
+                Value::Null
+            } else {
+                Value::Float8(s / *n as f64)
+            }
+        }
+        Acc::AvgInterval(s, n) => match s {
+            None => Value::Null,
+            Some(v) => value::arith(
+                value::ArithOp::Div,
+                v,
+                &Value::Int8(*n),
+                &DataType::Interval,
+            )?,
+        },
+        Acc::MinMax(m) => m.clone().unwrap_or(Value::Null),
+        Acc::StringAgg(s) => s.clone().map(Value::Text).unwrap_or(Value::Null),
+        Acc::Bool(b) => b.map(Value::Bool).unwrap_or(Value::Null),
+    })
+}
+
+struct Group {
+    keys: Row,
+    accs: Vec<Acc>,
+    /// For DISTINCT aggregates: argument keys already counted.
+    seen: Vec<HashSet<Vec<u8>>>,
+}
+
+struct AggregateNode {
+    input: Option<Box<dyn Node>>,
+    groups: Vec<Expr>,
+    aggs: Vec<AggCall>,
+    out: Option<std::vec::IntoIter<Row>>,
+}
+
+impl Node for AggregateNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if let Some(mut input) = self.input.take() {
+            let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+            let mut groups: Vec<Group> = Vec::new();
+            let fresh = |keys: Row, aggs: &[AggCall]| Group {
+                keys,
+                accs: aggs.iter().map(new_acc).collect(),
+                seen: aggs.iter().map(|_| HashSet::new()).collect(),
+            };
+            if self.groups.is_empty() {
+                groups.push(fresh(Vec::new(), &self.aggs));
+                index.insert(Vec::new(), 0);
+            }
+            let mut args: Vec<Value> = Vec::new();
+            while let Some(row) = input.next(cx)? {
+                let mut keys = Vec::with_capacity(self.groups.len());
+                for g in &self.groups {
+                    keys.push(eval(g, &row, cx)?);
+                }
+                let k = row_key(&keys);
+                let gi = match index.get(&k) {
+                    Some(&i) => i,
+                    None => {
+                        groups.push(fresh(keys, &self.aggs));
+                        index.insert(k, groups.len() - 1);
+                        groups.len() - 1
+                    }
+                };
+                let g = &mut groups[gi];
+                for (ai, call) in self.aggs.iter().enumerate() {
+                    if let Some(f) = &call.filter {
+                        if !eval_pred(f, &row, cx)? {
+                            continue;
+                        }
+                    }
+                    args.clear();
+                    for a in &call.args {
+                        args.push(eval(a, &row, cx)?);
+                    }
+                    if call.distinct {
+                        if args.first().is_some_and(|v| v.is_null()) {
+                            continue;
+                        }
+                        if !g.seen[ai].insert(row_key(&args[..1])) {
+                            continue;
+                        }
+                    }
+                    accumulate(&mut g.accs[ai], call, &args)?;
+                }
+            }
+            let mut out = Vec::with_capacity(groups.len());
+            for g in groups {
+                let mut row = g.keys;
+                for (acc, call) in g.accs.iter().zip(&self.aggs) {
+                    row.push(finish(acc, call)?);
+                }
+                out.push(row);
+            }
+            self.out = Some(out.into_iter());
+        }
+        Ok(self.out.as_mut().and_then(|o| o.next()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set operations and recursion
+
+struct SetOpNode {
+    op: SetOpKind,
+    all: bool,
+    left: Box<dyn Node>,
+    right: Option<Box<dyn Node>>,
+    right_counts: HashMap<Vec<u8>, i64>,
+    seen: HashSet<Vec<u8>>,
+    left_done: bool,
+}
+
+impl Node for SetOpNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        match self.op {
+            SetOpKind::Union => loop {
+                let row = if !self.left_done {
+                    match self.left.next(cx)? {
+                        Some(r) => r,
+                        None => {
+                            self.left_done = true;
+                            continue;
+                        }
+                    }
+                } else {
+                    match self
+                        .right
+                        .as_mut()
+                        .expect("union keeps its right input")
+                        .next(cx)?
+                    {
+                        Some(r) => r,
+                        None => return Ok(None),
+                    }
+                };
+                if self.all || self.seen.insert(row_key(&row)) {
+                    return Ok(Some(row));
+                }
+            },
+            SetOpKind::Intersect | SetOpKind::Except => {
+                if let Some(mut right) = self.right.take() {
+                    while let Some(r) = right.next(cx)? {
+                        *self.right_counts.entry(row_key(&r)).or_insert(0) += 1;
+                    }
+                }
+                while let Some(row) = self.left.next(cx)? {
+                    let k = row_key(&row);
+                    let count = self.right_counts.get(&k).copied().unwrap_or(0);
+                    let emit = match (self.op, self.all) {
+                        (SetOpKind::Intersect, true) => {
+                            if count > 0 {
+                                self.right_counts.insert(k, count - 1);
+                                true
+                            } else {
+                                false
+                            }
+                        }
+                        (SetOpKind::Intersect, false) => count > 0 && self.seen.insert(k),
+                        (_, true) => {
+                            if count > 0 {
+                                self.right_counts.insert(k, count - 1);
+                                false
+                            } else {
+                                true
+                            }
+                        }
+                        (_, false) => count == 0 && self.seen.insert(k),
+                    };
+                    if emit {
+                        return Ok(Some(row));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Upper bound on recursive CTE rounds: a query that recurses this deep almost surely loops.
+const MAX_RECURSION: usize = 1_000_000;
+
+struct RecursiveNode {
+    id: usize,
+    base: Box<Plan>,
+    step: Box<Plan>,
+    all: bool,
+    out: Option<std::vec::IntoIter<Row>>,
+}
+
+impl Node for RecursiveNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.out.is_none() {
+            let mut seen = HashSet::new();
+            let mut result = Vec::new();
+            let mut frontier = Vec::new();
+            for r in run_plan(&self.base, cx, None)? {
+                if self.all || seen.insert(row_key(&r)) {
+                    frontier.push(r.clone());
+                    result.push(r);
+                }
+            }
+            let mut rounds = 0;
+            while !frontier.is_empty() {
+                rounds += 1;
+                if rounds > MAX_RECURSION {
+                    bail!(
+                        INVALID_RECURSION,
+                        "recursive query ran more than {MAX_RECURSION} rounds"
+                    );
+                }
+                cx.worktables
+                    .insert(self.id, Rc::new(std::mem::take(&mut frontier)));
+                // The step may read the work table through cached uncorrelated subqueries.
+                cx.subquery_cache.clear();
+                for r in run_plan(&self.step, cx, None)? {
+                    if self.all || seen.insert(row_key(&r)) {
+                        frontier.push(r.clone());
+                        result.push(r);
+                    }
+                }
+            }
+            cx.worktables.remove(&self.id);
+            self.out = Some(result.into_iter());
+        }
+        Ok(self.out.as_mut().and_then(|o| o.next()))
+    }
+}
+
+struct WorkTableNode {
+    id: usize,
+    rows: Option<Rc<Vec<Row>>>,
+    pos: usize,
+}
+
+impl Node for WorkTableNode {
+    fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
+        if self.rows.is_none() {
+            self.rows = Some(cx.worktables.get(&self.id).cloned().unwrap_or_default());
+        }
+        let rows = self.rows.as_ref().expect("set above");
+        let r = rows.get(self.pos).cloned();
+        self.pos += 1;
+        Ok(r)
+    }
+}

@@ -1,0 +1,904 @@
+//! Sessions: statement execution with PostgreSQL's transaction semantics.
+//!
+//! Outside BEGIN each statement runs in its own transaction (autocommit). Inside, a failed
+//! statement puts the transaction in the failed state: every later statement is refused with
+//! 25P02 until ROLLBACK (or COMMIT, which then rolls back), as in PostgreSQL. SAVEPOINT and
+//! ROLLBACK TO undo part of a transaction and clear the failed state.
+//!
+//! [`Shared`] is what every session of one database shares: the storage, the sequence
+//! allocator and the hidden row-id counters.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+
+use std::sync::{Arc, Mutex};
+
+use sqlparser::ast;
+
+use crate::catalog::{self, Table};
+use crate::error::Result;
+use crate::exec::{self, Cx, ExecStats, Row, SequenceOps};
+use crate::expr::SeqOp;
+use crate::kv::{Isolation, Storage, Transaction};
+use crate::optimize::optimize;
+use crate::plan::{self, Binder, OutCol, Plan};
+use crate::value::{DataType, Value};
+use crate::{bail, ddl, dml, err};
+
+/// The result of one statement.
+#[derive(Clone, Debug, Default)]
+pub struct QueryResult {
+    pub columns: Vec<OutCol>,
+    pub rows: Vec<Row>,
+    /// The command tag, as PostgreSQL sends it: `SELECT 3`, `INSERT 0 1`, `BEGIN`, ...
+    pub tag: String,
+}
+
+const SEQ_TREE: &str = "__seq";
+/// Sequence values handed out per persisted allocation (like PostgreSQL's WAL-logged 32).
+const SEQ_BATCH: i64 = 32;
+
+/// State shared by every session of a database.
+pub struct Shared {
+    pub storage: Arc<dyn Storage>,
+    /// Sequence id -> (next value, first value not yet persisted as allocated).
+    seqs: Mutex<HashMap<u64, (i64, i64)>>,
+    /// Table id -> next hidden row id.
+    rowids: Mutex<HashMap<u64, u64>>,
+}
+
+impl Shared {
+    pub fn new(storage: Arc<dyn Storage>) -> Shared {
+        Shared {
+            storage,
+            seqs: Mutex::new(HashMap::new()),
+            rowids: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A fresh row id for a table without a primary key.
+    pub fn next_rowid(&self, table: &Table, txn: &mut dyn Transaction) -> Result<u64> {
+        let mut ids = self.rowids.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = ids.get_mut(&table.id) {
+            *n += 1;
+            return Ok(*n - 1);
+        }
+        // First use in this process: continue after the largest id stored (any snapshot's
+        // view is enough, as ids are handed out only here).
+        let last = txn.scan(&table.tree(), Bound::Unbounded, Bound::Unbounded, true, 1)?;
+        let next = match last.first() {
+            Some((k, _)) if k.len() == 8 => {
+                u64::from_be_bytes(k[..8].try_into().expect("8 bytes")) + 1
+            }
+            _ => 1,
+        };
+        ids.insert(table.id, next + 1);
+        Ok(next)
+    }
+
+    /// Allocates the next value of a sequence outside any user transaction.
+    fn nextval(&self, seq: &catalog::Sequence) -> Result<i64> {
+        let mut seqs = self.seqs.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = match seqs.get(&seq.id) {
+            Some(e) => *e,
+            None => {
+                let stored = self.read_counter(seq.id)?;
+                let next = stored.unwrap_or(seq.start);
+                (next, next)
+            }
+        };
+        let (next, limit) = entry;
+        if (seq.increment > 0 && next > seq.max) || (seq.increment < 0 && next < seq.min) {
+            bail!(
+                OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "nextval: reached maximum value of sequence \"{}\"",
+                seq.name
+            );
+        }
+        let mut limit = limit;
+        if (seq.increment > 0 && next >= limit) || (seq.increment < 0 && next <= limit) {
+            limit = next.saturating_add(seq.increment.saturating_mul(SEQ_BATCH));
+            self.write_counter(seq.id, limit)?;
+        }
+        seqs.insert(seq.id, (next.saturating_add(seq.increment), limit));
+        Ok(next)
+    }
+
+    fn setval(&self, seq: &catalog::Sequence, value: i64) -> Result<()> {
+        let mut seqs = self.seqs.lock().unwrap_or_else(|e| e.into_inner());
+        let next = value + seq.increment;
+        self.write_counter(seq.id, next)?;
+        seqs.insert(seq.id, (next, next));
+        Ok(())
+    }
+
+    fn read_counter(&self, id: u64) -> Result<Option<i64>> {
+        let mut txn = self.storage.begin(Isolation::ReadCommitted)?;
+        if !txn.tree_exists(SEQ_TREE) {
+            txn.rollback()?;
+            return Ok(None);
+        }
+        let v = txn.get(SEQ_TREE, &id.to_be_bytes())?;
+        txn.rollback()?;
+        Ok(v.map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))))
+    }
+
+    fn write_counter(&self, id: u64, value: i64) -> Result<()> {
+        let mut txn = self.storage.begin(Isolation::ReadCommitted)?;
+        if !txn.tree_exists(SEQ_TREE) {
+            txn.create_tree(SEQ_TREE)?;
+        }
+        txn.put(SEQ_TREE, &id.to_be_bytes(), &value.to_le_bytes())?;
+        txn.commit()
+    }
+}
+
+/// A prepared statement: parsed once, with its parameter types.
+#[derive(Clone)]
+pub struct Prepared {
+    pub statement: ast::Statement,
+    pub param_types: Vec<DataType>,
+    pub columns: Vec<OutCol>,
+}
+
+/// The transaction state a session reports (psql's prompt shows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+pub struct Session {
+    shared: Arc<Shared>,
+    txn: Option<Box<dyn Transaction>>,
+    failed: bool,
+    /// Savepoint names with their depths.
+    savepoints: Vec<(String, usize)>,
+    default_isolation: Isolation,
+    /// Isolation for the next BEGIN (SET TRANSACTION before the first statement).
+    pending_isolation: Option<Isolation>,
+    prepared: HashMap<String, Prepared>,
+    currval: HashMap<String, i64>,
+    txn_ts: i64,
+    pub settings: HashMap<String, String>,
+    /// Counters from the last statement (EXPLAIN ANALYZE, benchmarks).
+    pub last_stats: ExecStats,
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+struct SessionSeqs<'a> {
+    shared: &'a Shared,
+    currval: &'a mut HashMap<String, i64>,
+}
+
+impl SequenceOps for SessionSeqs<'_> {
+    fn apply(
+        &mut self,
+        txn: &mut dyn Transaction,
+        op: SeqOp,
+        name: &str,
+        args: &[Value],
+    ) -> Result<Value> {
+        let seq = catalog::sequence(txn, name)?
+            .ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
+        match op {
+            SeqOp::NextVal => {
+                let v = self.shared.nextval(&seq)?;
+                self.currval.insert(name.to_string(), v);
+                Ok(Value::Int8(v))
+            }
+            SeqOp::CurrVal => match self.currval.get(name) {
+                Some(v) => Ok(Value::Int8(*v)),
+                None => bail!(
+                    OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "currval of sequence \"{name}\" is not yet defined in this session"
+                ),
+            },
+            SeqOp::SetVal => {
+                let v = args
+                    .first()
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| err!(INVALID_PARAMETER_VALUE, "setval needs a value"))?;
+                self.shared.setval(&seq, v)?;
+                self.currval.insert(name.to_string(), v);
+                Ok(Value::Int8(v))
+            }
+        }
+    }
+}
+
+fn isolation_of(modes: &[ast::TransactionMode]) -> Option<Isolation> {
+    modes.iter().find_map(|m| match m {
+        ast::TransactionMode::IsolationLevel(l) => Some(match l {
+            ast::TransactionIsolationLevel::ReadUncommitted
+            | ast::TransactionIsolationLevel::ReadCommitted => Isolation::ReadCommitted,
+            ast::TransactionIsolationLevel::RepeatableRead
+            | ast::TransactionIsolationLevel::Snapshot => Isolation::RepeatableRead,
+            ast::TransactionIsolationLevel::Serializable => Isolation::Serializable,
+        }),
+        _ => None,
+    })
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>) -> Session {
+        let mut settings = HashMap::new();
+        for (k, v) in [
+            ("server_version", "15.0"),
+            ("server_encoding", "UTF8"),
+            ("client_encoding", "UTF8"),
+            ("datestyle", "ISO, MDY"),
+            ("timezone", "UTC"),
+            ("intervalstyle", "postgres"),
+            ("integer_datetimes", "on"),
+            ("standard_conforming_strings", "on"),
+            ("transaction_isolation", "read committed"),
+            ("default_transaction_isolation", "read committed"),
+            ("search_path", "\"$user\", public"),
+            ("application_name", ""),
+            ("extra_float_digits", "1"),
+            ("synchronous_commit", "on"),
+        ] {
+            settings.insert(k.to_string(), v.to_string());
+        }
+        Session {
+            shared,
+            txn: None,
+            failed: false,
+            savepoints: Vec::new(),
+            default_isolation: Isolation::ReadCommitted,
+            pending_isolation: None,
+            prepared: HashMap::new(),
+            currval: HashMap::new(),
+            txn_ts: 0,
+            settings,
+            last_stats: ExecStats::default(),
+        }
+    }
+
+    pub fn status(&self) -> TxnStatus {
+        match (&self.txn, self.failed) {
+            (None, _) => TxnStatus::Idle,
+            (Some(_), false) => TxnStatus::InTransaction,
+            (Some(_), true) => TxnStatus::Failed,
+        }
+    }
+
+    /// Runs every statement of `sql` (simple query protocol), stopping at the first error.
+    pub fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
+        let stmts = crate::parse(sql)?;
+        let mut out = Vec::with_capacity(stmts.len());
+        for s in &stmts {
+            out.push(self.run(s, &[])?);
+        }
+        Ok(out)
+    }
+
+    /// Parses and binds one statement for later execution with parameters.
+    pub fn prepare(&mut self, sql: &str, param_types: &[DataType]) -> Result<Prepared> {
+        let mut stmts = crate::parse(sql)?;
+        if stmts.len() > 1 {
+            bail!(
+                SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement"
+            );
+        }
+        let Some(statement) = stmts.pop() else {
+            return Ok(Prepared {
+                statement: ast::Statement::Commit {
+                    chain: false,
+                    end: false,
+                    modifier: None,
+                },
+                param_types: vec![],
+                columns: vec![],
+            });
+        };
+        let (param_types, columns) = self.describe(&statement, param_types)?;
+        Ok(Prepared {
+            statement,
+            param_types,
+            columns,
+        })
+    }
+
+    /// Parameter types and result columns of a statement, without running it.
+    pub fn describe(
+        &mut self,
+        statement: &ast::Statement,
+        param_types: &[DataType],
+    ) -> Result<(Vec<DataType>, Vec<OutCol>)> {
+        let shared = self.shared.clone();
+        self.with_txn(true, |txn, _| {
+            let mut binder = Binder::new(txn, param_types.to_vec());
+            let cols = match statement {
+                ast::Statement::Query(q) => binder.query(q)?.1,
+                ast::Statement::Insert(i) => {
+                    let b = dml::bind_insert(&mut binder, i, shared.clone())?;
+                    let _ = b;
+                    Vec::new()
+                }
+                ast::Statement::Update(u) => {
+                    dml::bind_update(&mut binder, u, shared.clone())?;
+                    Vec::new()
+                }
+                ast::Statement::Delete(d) => {
+                    dml::bind_delete(&mut binder, d, shared.clone())?;
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            };
+            let params = binder
+                .params
+                .iter()
+                .map(|t| {
+                    if *t == DataType::Unknown {
+                        DataType::Text
+                    } else {
+                        t.clone()
+                    }
+                })
+                .collect();
+            Ok((params, cols))
+        })
+    }
+
+    /// Runs a prepared statement with parameter values.
+    pub fn execute_prepared(&mut self, p: &Prepared, params: &[Value]) -> Result<QueryResult> {
+        self.run(&p.statement, params)
+    }
+
+    /// Runs `f` with a transaction: the open one, or a fresh autocommit one (committed after
+    /// success, rolled back after failure; `read_only` ones are always rolled back).
+    fn with_txn<T>(
+        &mut self,
+        read_only: bool,
+        f: impl FnOnce(&mut dyn Transaction, i64) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(txn) = self.txn.as_mut() {
+            if self.failed {
+                bail!(IN_FAILED_SQL_TRANSACTION, "current transaction is aborted, commands ignored until end of transaction block");
+            }
+            txn.new_statement();
+            let r = f(txn.as_mut(), self.txn_ts);
+            if r.is_err() {
+                self.failed = true;
+            }
+            return r;
+        }
+        let iso = self
+            .pending_isolation
+            .take()
+            .unwrap_or(self.default_isolation);
+        let mut txn = self.shared.storage.begin(iso)?;
+        let ts = now_micros();
+        match f(txn.as_mut(), ts) {
+            Ok(v) => {
+                if read_only {
+                    txn.rollback()?;
+                } else {
+                    txn.commit()?;
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = txn.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn run(&mut self, stmt: &ast::Statement, params: &[Value]) -> Result<QueryResult> {
+        use ast::Statement as S;
+        let tag = |t: &str| {
+            Ok(QueryResult {
+                tag: t.to_string(),
+                ..Default::default()
+            })
+        };
+        match stmt {
+            S::StartTransaction { modes, .. } => {
+                if self.txn.is_some() {
+                    // PostgreSQL warns and carries on.
+                    return tag("BEGIN");
+                }
+                let iso = isolation_of(modes)
+                    .or(self.pending_isolation.take())
+                    .unwrap_or(self.default_isolation);
+                self.txn = Some(self.shared.storage.begin(iso)?);
+                self.txn_ts = now_micros();
+                self.failed = false;
+                self.savepoints.clear();
+                tag("BEGIN")
+            }
+            S::Commit { .. } => {
+                let Some(txn) = self.txn.take() else {
+                    return tag("COMMIT");
+                };
+                self.savepoints.clear();
+                if self.failed {
+                    self.failed = false;
+                    txn.rollback()?;
+                    return tag("ROLLBACK");
+                }
+                txn.commit()?;
+                tag("COMMIT")
+            }
+            S::Rollback {
+                savepoint: None, ..
+            } => {
+                if let Some(txn) = self.txn.take() {
+                    txn.rollback()?;
+                }
+                self.failed = false;
+                self.savepoints.clear();
+                tag("ROLLBACK")
+            }
+            S::Rollback {
+                savepoint: Some(name),
+                ..
+            } => {
+                let n = plan::ident(name);
+                let Some(txn) = self.txn.as_mut() else {
+                    bail!(
+                        NO_ACTIVE_SQL_TRANSACTION,
+                        "ROLLBACK TO SAVEPOINT can only be used in transaction blocks"
+                    );
+                };
+                let Some(pos) = self.savepoints.iter().rposition(|(s, _)| *s == n) else {
+                    self.failed = true;
+                    bail!(INVALID_SAVEPOINT, "savepoint \"{n}\" does not exist");
+                };
+                let depth = self.savepoints[pos].1;
+                txn.rollback_to(depth)?;
+                self.savepoints.truncate(pos + 1);
+                self.failed = false;
+                tag("ROLLBACK")
+            }
+            S::Savepoint { name } => {
+                let Some(txn) = self.txn.as_mut() else {
+                    bail!(
+                        NO_ACTIVE_SQL_TRANSACTION,
+                        "SAVEPOINT can only be used in transaction blocks"
+                    );
+                };
+                if self.failed {
+                    bail!(IN_FAILED_SQL_TRANSACTION, "current transaction is aborted, commands ignored until end of transaction block");
+                }
+                let depth = txn.savepoint();
+                self.savepoints.push((plan::ident(name), depth));
+                tag("SAVEPOINT")
+            }
+            S::ReleaseSavepoint { name } => {
+                let n = plan::ident(name);
+                let Some(txn) = self.txn.as_mut() else {
+                    bail!(
+                        NO_ACTIVE_SQL_TRANSACTION,
+                        "RELEASE SAVEPOINT can only be used in transaction blocks"
+                    );
+                };
+                let Some(pos) = self.savepoints.iter().rposition(|(s, _)| *s == n) else {
+                    bail!(INVALID_SAVEPOINT, "savepoint \"{n}\" does not exist");
+                };
+                txn.release(self.savepoints[pos].1);
+                self.savepoints.truncate(pos);
+                tag("RELEASE")
+            }
+            S::Set(set) => self.set(set),
+            S::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(plan::ident)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let name = if name == "transaction isolation level" {
+                    "transaction_isolation".to_string()
+                } else {
+                    name
+                };
+                let v = self.settings.get(&name).cloned().ok_or_else(|| {
+                    err!(
+                        UNDEFINED_OBJECT,
+                        "unrecognized configuration parameter \"{name}\""
+                    )
+                })?;
+                Ok(QueryResult {
+                    columns: vec![OutCol {
+                        name,
+                        ty: DataType::Text,
+                    }],
+                    rows: vec![vec![Value::Text(v)]],
+                    tag: "SHOW".into(),
+                })
+            }
+            S::Prepare {
+                name,
+                data_types,
+                statement,
+            } => {
+                let n = plan::ident(name);
+                if self.prepared.contains_key(&n) {
+                    bail!(
+                        DUPLICATE_PREPARED_STATEMENT,
+                        "prepared statement \"{n}\" already exists"
+                    );
+                }
+                let types: Vec<DataType> = data_types
+                    .iter()
+                    .map(plan::data_type)
+                    .collect::<Result<_>>()?;
+                let (param_types, columns) = self.describe(statement, &types)?;
+                self.prepared.insert(
+                    n,
+                    Prepared {
+                        statement: (**statement).clone(),
+                        param_types,
+                        columns,
+                    },
+                );
+                tag("PREPARE")
+            }
+            S::Execute {
+                name: Some(name),
+                parameters,
+                ..
+            } => {
+                let n = plan::object_name(name)?;
+                let p = self.prepared.get(&n).cloned().ok_or_else(|| {
+                    err!(
+                        INVALID_PREPARED_STATEMENT,
+                        "prepared statement \"{n}\" does not exist"
+                    )
+                })?;
+                let mut vals = Vec::new();
+                let shared = self.shared.clone();
+                let _ = shared;
+                for (i, e) in parameters.iter().enumerate() {
+                    let v = self.with_txn(true, |txn, ts| {
+                        let mut binder = Binder::new(txn, Vec::new());
+                        let (x, _) = binder.scalar(e, &plan::Scope::default())?;
+                        let mut noseq = NoSequences;
+                        let mut cx = Cx {
+                            txn,
+                            params: &[],
+                            outer: vec![],
+                            subquery_cache: HashMap::new(),
+                            worktables: HashMap::new(),
+                            txn_ts: ts,
+                            statement_ts: ts,
+                            seq: &mut noseq,
+                            stats: ExecStats::default(),
+                        };
+                        crate::expr::eval(&x, &[], &mut cx)
+                    })?;
+                    let ty = p.param_types.get(i).cloned().unwrap_or(DataType::Text);
+                    vals.push(crate::value::cast(v, &ty)?);
+                }
+                self.run(&p.statement, &vals)
+            }
+            S::Deallocate { name, .. } => {
+                let n = plan::ident(name);
+                if n == "all" {
+                    self.prepared.clear();
+                } else if self.prepared.remove(&n).is_none() {
+                    bail!(
+                        INVALID_PREPARED_STATEMENT,
+                        "prepared statement \"{n}\" does not exist"
+                    );
+                }
+                tag("DEALLOCATE")
+            }
+            _ => self.run_in_txn(stmt, params),
+        }
+    }
+
+    fn set(&mut self, set: &ast::Set) -> Result<QueryResult> {
+        let tag = |t: &str| {
+            Ok(QueryResult {
+                tag: t.to_string(),
+                ..Default::default()
+            })
+        };
+        match set {
+            ast::Set::SetTransaction { modes, session, .. } => {
+                if let Some(iso) = isolation_of(modes) {
+                    if *session {
+                        self.default_isolation = iso;
+                    } else if self.txn.is_some() {
+                        // Only before the first query of the transaction; we begin eagerly, so
+                        // restart the still-empty transaction at the new level.
+                        if let Some(t) = self.txn.take() {
+                            t.rollback()?;
+                        }
+                        self.txn = Some(self.shared.storage.begin(iso)?);
+                    } else {
+                        self.pending_isolation = Some(iso);
+                    }
+                }
+                tag("SET")
+            }
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = plan::object_name(variable)?;
+                let value = values
+                    .iter()
+                    .map(|v| match v {
+                        ast::Expr::Value(v) => match &v.value {
+                            ast::Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        ast::Expr::Identifier(i) => i.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if name == "default_transaction_isolation" || name == "transaction_isolation" {
+                    let iso = match value.to_lowercase().as_str() {
+                        "read committed" | "read uncommitted" => Isolation::ReadCommitted,
+                        "repeatable read" => Isolation::RepeatableRead,
+                        "serializable" => Isolation::Serializable,
+                        other => bail!(
+                            INVALID_PARAMETER_VALUE,
+                            "invalid value for parameter \"{name}\": \"{other}\""
+                        ),
+                    };
+                    if name == "default_transaction_isolation" {
+                        self.default_isolation = iso;
+                    }
+                }
+                self.settings.insert(name, value);
+                tag("SET")
+            }
+            _ => tag("SET"),
+        }
+    }
+
+    fn run_in_txn(&mut self, stmt: &ast::Statement, params: &[Value]) -> Result<QueryResult> {
+        use ast::Statement as S;
+        let shared = self.shared.clone();
+        let read_only = matches!(stmt, S::Query(_) | S::Explain { .. });
+        let mut currval = std::mem::take(&mut self.currval);
+        let mut stats = ExecStats::default();
+        let r = self.with_txn(read_only, |txn, ts| {
+            let mut seqs = SessionSeqs {
+                shared: &shared,
+                currval: &mut currval,
+            };
+            execute_statement(stmt, params, txn, ts, &mut seqs, &shared, &mut stats)
+        });
+        self.currval = currval;
+        self.last_stats = stats;
+        r
+    }
+}
+
+struct NoSequences;
+
+impl SequenceOps for NoSequences {
+    fn apply(
+        &mut self,
+        _: &mut dyn Transaction,
+        _: SeqOp,
+        name: &str,
+        _: &[Value],
+    ) -> Result<Value> {
+        bail!(
+            FEATURE_NOT_SUPPORTED,
+            "sequence function on \"{name}\" is not allowed here"
+        )
+    }
+}
+
+fn bind_plan(binder: &mut Binder, q: &ast::Query) -> Result<(Plan, Vec<OutCol>)> {
+    let (plan, cols) = binder.query(q)?;
+    Ok((optimize(plan), cols))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute_statement(
+    stmt: &ast::Statement,
+    params: &[Value],
+    txn: &mut dyn Transaction,
+    ts: i64,
+    seqs: &mut dyn SequenceOps,
+    shared: &Arc<Shared>,
+    stats: &mut ExecStats,
+) -> Result<QueryResult> {
+    use ast::Statement as S;
+    let param_types: Vec<DataType> = params.iter().map(|v| v.data_type()).collect();
+    let done = |t: &str| {
+        Ok(QueryResult {
+            tag: t.to_string(),
+            ..Default::default()
+        })
+    };
+    macro_rules! cx {
+        ($txn:expr) => {
+            Cx {
+                txn: $txn,
+                params,
+                outer: vec![],
+                subquery_cache: HashMap::new(),
+                worktables: HashMap::new(),
+                txn_ts: ts,
+                statement_ts: ts,
+                seq: seqs,
+                stats: ExecStats::default(),
+            }
+        };
+    }
+    match stmt {
+        S::Query(q) => {
+            let mut binder = Binder::new(txn, param_types);
+            let (plan, cols) = bind_plan(&mut binder, q)?;
+            let mut cx = cx!(txn);
+            let rows = exec::run_plan(&plan, &mut cx, None)?;
+            *stats = cx.stats;
+            let n = rows.len();
+            Ok(QueryResult {
+                columns: cols,
+                rows,
+                tag: format!("SELECT {n}"),
+            })
+        }
+        S::Insert(i) => {
+            let mut binder = Binder::new(txn, param_types);
+            let ins = dml::bind_insert(&mut binder, i, shared.clone())?;
+            let mut cx = cx!(txn);
+            dml::run_insert(&ins, &mut cx)
+        }
+        S::Update(u) => {
+            let mut binder = Binder::new(txn, param_types);
+            let ch = dml::bind_update(&mut binder, u, shared.clone())?;
+            let mut cx = cx!(txn);
+            dml::run_change(&ch, &mut cx)
+        }
+        S::Delete(d) => {
+            let mut binder = Binder::new(txn, param_types);
+            let ch = dml::bind_delete(&mut binder, d, shared.clone())?;
+            let mut cx = cx!(txn);
+            dml::run_change(&ch, &mut cx)
+        }
+        S::CreateTable(ct) if ct.query.is_some() => {
+            let name = plan::object_name(&ct.name)?;
+            if catalog::table(txn, &name)?.is_some() && ct.if_not_exists {
+                return done("CREATE TABLE AS");
+            }
+            let q = ct.query.as_ref().expect("checked");
+            let mut binder = Binder::new(txn, param_types);
+            let (plan, cols) = bind_plan(&mut binder, q)?;
+            let mut names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+            for (n, c) in names.iter_mut().zip(&ct.columns) {
+                *n = plan::ident(&c.name);
+            }
+            let columns: Vec<(String, DataType)> = names
+                .into_iter()
+                .zip(cols.iter().map(|c| c.ty.clone()))
+                .collect();
+            let table = ddl::create_table_as(txn, &name, &columns)?;
+            let mut cx = cx!(txn);
+            let rows = exec::run_plan(&plan, &mut cx, None)?;
+            let mut binder = Binder::new(cx.txn, Vec::new());
+            let writer = dml::Writer::new(&mut binder, std::rc::Rc::new(table), shared.clone())?;
+            for r in &rows {
+                writer.insert(r, &mut cx)?;
+            }
+            Ok(QueryResult {
+                tag: format!("SELECT {}", rows.len()),
+                ..Default::default()
+            })
+        }
+        S::CreateTable(ct) => {
+            ddl::create_table(txn, ct)?;
+            done("CREATE TABLE")
+        }
+        S::CreateIndex(ci) => {
+            ddl::create_index(txn, ci)?;
+            done("CREATE INDEX")
+        }
+        S::CreateView(cv) => {
+            ddl::create_view(txn, cv)?;
+            done("CREATE VIEW")
+        }
+        S::CreateSequence {
+            if_not_exists,
+            name,
+            sequence_options,
+            ..
+        } => {
+            ddl::create_sequence(txn, name, *if_not_exists, sequence_options)?;
+            done("CREATE SEQUENCE")
+        }
+        S::Drop {
+            object_type,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            ddl::drop(txn, object_type, *if_exists, names, *cascade)?;
+            done(&format!("DROP {}", object_type.to_string().to_uppercase()))
+        }
+        S::AlterTable(at) => {
+            ddl::alter_table(txn, at)?;
+            done("ALTER TABLE")
+        }
+        S::Truncate(t) => {
+            let names: Vec<String> = t
+                .table_names
+                .iter()
+                .map(|n| plan::object_name(&n.name))
+                .collect::<Result<_>>()?;
+            ddl::truncate(txn, &names)?;
+            done("TRUNCATE TABLE")
+        }
+        S::Analyze(a) => {
+            let name = match &a.table_name {
+                Some(n) => Some(plan::object_name(n)?),
+                None => None,
+            };
+            ddl::analyze(txn, name)?;
+            done("ANALYZE")
+        }
+        S::Explain {
+            statement, analyze, ..
+        } => {
+            let ast::Statement::Query(q) = statement.as_ref() else {
+                bail!(FEATURE_NOT_SUPPORTED, "EXPLAIN supports queries only");
+            };
+            let mut binder = Binder::new(txn, param_types);
+            let (plan, _) = bind_plan(&mut binder, q)?;
+            let mut lines = Vec::new();
+            if *analyze {
+                let start = std::time::Instant::now();
+                let mut cx = cx!(txn);
+                let rows = exec::run_plan(&plan, &mut cx, None)?;
+                let elapsed = start.elapsed();
+                crate::explain::explain(&plan, 0, &mut lines);
+                let s = &cx.stats;
+                lines.push(format!(
+                    "Actual: rows={} rows_scanned={} index_entries={} row_lookups={} zones_read={} zones_skipped={}",
+                    rows.len(),
+                    s.rows_scanned,
+                    s.index_entries,
+                    s.row_lookups,
+                    s.zones_read,
+                    s.zones_skipped
+                ));
+                lines.push(format!(
+                    "Execution Time: {:.3} ms",
+                    elapsed.as_secs_f64() * 1000.0
+                ));
+                *stats = cx.stats;
+            } else {
+                crate::explain::explain(&plan, 0, &mut lines);
+            }
+            let n = lines.len();
+            Ok(QueryResult {
+                columns: vec![OutCol {
+                    name: "QUERY PLAN".into(),
+                    ty: DataType::Text,
+                }],
+                rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
+                tag: format!("EXPLAIN {n}"),
+            })
+        }
+        other => bail!(
+            FEATURE_NOT_SUPPORTED,
+            "statement not supported: {}",
+            first_words(&other.to_string())
+        ),
+    }
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
