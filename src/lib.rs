@@ -309,7 +309,11 @@ pub trait FromValue: Sized {
 
 impl FromValue for i64 {
     fn from_value(v: &Value) -> Option<i64> {
-        v.as_i64()
+        match v {
+            // sum(bigint) and friends are numeric; integral ones convert.
+            Value::Numeric(d) if d.fract().is_zero() => i64::try_from(*d).ok(),
+            v => v.as_i64(),
+        }
     }
 }
 impl FromValue for i32 {

@@ -97,6 +97,7 @@ fn run_file(path: &Path) -> Result<(), String> {
         })
     });
     runner.add_label("postgresql");
+    runner.add_label("strata");
     runner
         .run_file(path)
         .map_err(|e| e.display(false).to_string())

@@ -517,11 +517,13 @@ fn result(tag: String, ret: Option<Returning>, rows: Vec<Row>) -> QueryResult {
             columns: r.cols,
             rows,
             tag,
+            copy_out: None,
         },
         None => QueryResult {
             columns: Vec::new(),
             rows: Vec::new(),
             tag,
+            copy_out: None,
         },
     }
 }

@@ -304,6 +304,9 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Resolved>> {
     if VARIADIC.contains(&name) {
         return resolve_variadic(name, args).map(Some);
     }
+    if let Some(r) = resolve_special(name, args) {
+        return Ok(Some(r));
+    }
     let mut known = false;
     let mut best: Option<(&Def, (u32, u32))> = None;
     for def in DEFS.iter().filter(|d| d.name == name) {
@@ -344,6 +347,63 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Option<Resolved>> {
     }))
 }
 
+/// Functions whose overload depends on more than the table can say: `pg_typeof` (any argument,
+/// never cast) and the `character(n)` overloads of the length functions, which see the value
+/// with its padding (PostgreSQL's `bpcharlen` ignores trailing spaces, `bpcharoctetlen` counts
+/// them).
+fn resolve_special(name: &str, args: &[DataType]) -> Option<Resolved> {
+    let call: ScalarImpl = match (name, args) {
+        ("pg_typeof", [t]) => type_name_fn(t),
+        ("length" | "char_length" | "character_length", [DataType::Char(_)]) => {
+            |a, _| Ok(Value::Int4(char_len(text(a, 0)?.trim_end_matches(' '))))
+        }
+        ("octet_length", [DataType::Char(_)]) => {
+            |a, _| Ok(Value::Int4(byte_len(text(a, 0)?.len())))
+        }
+        _ => return None,
+    };
+    let pg_typeof = name == "pg_typeof";
+    Some(Resolved {
+        return_type: if pg_typeof {
+            DataType::Text
+        } else {
+            DataType::Int4
+        },
+        arg_types: args.to_vec(),
+        call,
+        strict: !pg_typeof,
+        volatile: false,
+    })
+}
+
+/// `pg_typeof` for an argument of type `t`: a function that returns the type's name.
+fn type_name_fn(t: &DataType) -> ScalarImpl {
+    use DataType as T;
+    macro_rules! named {
+        ($s:literal) => {
+            |_, _| Ok(Value::Text($s.into()))
+        };
+    }
+    match t {
+        T::Bool => named!("boolean"),
+        T::Int2 => named!("smallint"),
+        T::Int4 => named!("integer"),
+        T::Int8 => named!("bigint"),
+        T::Float4 => named!("real"),
+        T::Float8 => named!("double precision"),
+        T::Numeric(_) => named!("numeric"),
+        T::Text => named!("text"),
+        T::Varchar(_) => named!("character varying"),
+        T::Char(_) => named!("character"),
+        T::Bytea => named!("bytea"),
+        T::Date => named!("date"),
+        T::Timestamp => named!("timestamp without time zone"),
+        T::TimestampTz => named!("timestamp with time zone"),
+        T::Interval => named!("interval"),
+        T::Unknown => named!("unknown"),
+    }
+}
+
 fn no_function(name: &str, args: &[DataType]) -> Error {
     let list: Vec<String> = args.iter().map(|t| t.name()).collect();
     err!(
@@ -359,9 +419,18 @@ fn resolve_variadic(name: &str, args: &[DataType]) -> Result<Resolved> {
             if args.is_empty() {
                 return Err(no_function(name, args));
             }
+            // Arguments keep their types: concat prints each with its output function
+            // (concat(true) is 't', while true::text is 'true').
+            let arg_types = args
+                .iter()
+                .map(|t| match t {
+                    DataType::Unknown => DataType::Text,
+                    t => t.clone(),
+                })
+                .collect();
             Ok(Resolved {
                 return_type: DataType::Text,
-                arg_types: vec![DataType::Text; args.len()],
+                arg_types,
                 call: if name == "concat" { concat } else { concat_ws },
                 strict: false,
                 volatile: false,
@@ -3186,7 +3255,7 @@ mod tests {
         assert!(r.volatile);
         let r = resolve("concat", &[T::Int4, T::Unknown]).unwrap().unwrap();
         assert!(!r.strict);
-        assert_eq!(r.arg_types, vec![T::Text, T::Text]);
+        assert_eq!(r.arg_types, vec![T::Int4, T::Text]);
     }
 
     #[test]
@@ -3886,5 +3955,61 @@ mod tests {
                 "22007: value for \"YYYY\" in source string is out of range",
             ),
         ]);
+    }
+
+    #[test]
+    fn pg_typeof_names_the_argument_type() {
+        use DataType as T;
+        let name = |t: T, v: Value| {
+            let r = resolve("pg_typeof", &[t]).unwrap().unwrap();
+            assert!(!r.strict);
+            (r.call)(&[v], &FnContext::default())
+                .unwrap()
+                .to_text()
+                .unwrap()
+        };
+        assert_eq!(name(T::Int4, Value::Int4(1)), "integer");
+        assert_eq!(name(T::Float4, Value::Null), "real");
+        assert_eq!(name(T::Numeric(Some((4, 2))), Value::Null), "numeric");
+        assert_eq!(name(T::Varchar(Some(3)), Value::Null), "character varying");
+        assert_eq!(name(T::Char(2), Value::Null), "character");
+        assert_eq!(
+            name(T::Timestamp, Value::Null),
+            "timestamp without time zone"
+        );
+        assert_eq!(
+            name(T::TimestampTz, Value::Null),
+            "timestamp with time zone"
+        );
+        assert_eq!(name(T::Unknown, Value::Null), "unknown");
+        assert!(resolve("pg_typeof", &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn char_lengths_and_concat_follow_postgres() {
+        use DataType as T;
+        let run = |name: &str, types: &[T], args: &[Value]| {
+            let r = resolve(name, types).unwrap().unwrap();
+            assert_eq!(r.arg_types, types.to_vec());
+            (r.call)(args, &FnContext::default())
+                .unwrap()
+                .to_text()
+                .unwrap()
+        };
+        // character(n): length ignores the padding, octet_length counts it.
+        let padded = [t("ab  ")];
+        assert_eq!(run("length", &[T::Char(4)], &padded), "2");
+        assert_eq!(run("char_length", &[T::Char(4)], &padded), "2");
+        assert_eq!(run("octet_length", &[T::Char(4)], &padded), "4");
+        // concat prints each argument with its output form.
+        assert_eq!(
+            run(
+                "concat",
+                &[T::Bool, T::Int4, T::Char(3)],
+                &[Value::Bool(true), i(1), t("x  ")]
+            ),
+            "t1x  "
+        );
+        assert_eq!(call("concat", &[t("a"), Value::Null, t("b")]), "ab");
     }
 }

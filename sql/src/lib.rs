@@ -9,6 +9,7 @@
 //! semantics; every error carries a SQLSTATE ([`error`]).
 
 pub mod catalog;
+pub mod copy;
 pub mod datetime;
 pub mod ddl;
 pub mod dml;

@@ -17,6 +17,15 @@ use crate::plan::{Access, JoinKind, KeyRange, Plan, SortKey};
 pub fn optimize(plan: Plan) -> Plan {
     match plan {
         Plan::Filter { input, predicate } => {
+            if matches!(
+                *input,
+                Plan::Join {
+                    kind: JoinKind::Inner,
+                    ..
+                }
+            ) {
+                return reorder_joins(*input, predicate.conjuncts());
+            }
             let input = optimize(*input);
             push_filter(input, predicate.conjuncts())
         }
@@ -106,6 +115,219 @@ pub fn optimize(plan: Plan) -> Plan {
         } => choose_access(table, f, reverse, with_key),
         p => p,
     }
+}
+
+/// Flattens a tree of inner joins into its inputs (with their widths), adding ON terms.
+fn flatten(
+    plan: Plan,
+    offset: usize,
+    leaves: &mut Vec<(Plan, usize, usize)>,
+    terms: &mut Vec<Expr>,
+) {
+    match plan {
+        Plan::Join {
+            left,
+            right,
+            kind: JoinKind::Inner,
+            on,
+            left_width,
+            right_width,
+            ..
+        } => {
+            if let Some(on) = on {
+                terms.extend(on.conjuncts().into_iter().map(|t| t.shift(offset as isize)));
+            }
+            flatten(*left, offset, leaves, terms);
+            flatten(*right, offset + left_width, leaves, terms);
+            let _ = right_width;
+        }
+        p => {
+            let w = width(&p);
+            leaves.push((p, w, offset));
+        }
+    }
+}
+
+/// The number of columns a plan produces (for the inputs of joins).
+fn width(p: &Plan) -> usize {
+    match p {
+        Plan::Scan {
+            table, with_key, ..
+        } => table.columns.len() + *with_key as usize,
+        Plan::Values { rows } => rows.first().map(|r| r.len()).unwrap_or(0),
+        Plan::Series { .. } => 1,
+        Plan::Filter { input, .. }
+        | Plan::Sort { input, .. }
+        | Plan::Limit { input, .. }
+        | Plan::Distinct { input }
+        | Plan::DistinctOn { input, .. } => width(input),
+        Plan::Project { exprs, .. } => exprs.len(),
+        Plan::Join {
+            left_width,
+            right_width,
+            ..
+        } => left_width + right_width,
+        Plan::Aggregate { groups, aggs, .. } => groups.len() + aggs.len(),
+        Plan::SetOp { left, .. } => width(left),
+        Plan::Recursive { base, .. } => width(base),
+        Plan::WorkTable { .. } => usize::MAX,
+    }
+}
+
+/// A guess of a leaf's row count: table statistics, less for leaves with constant filters.
+fn estimate(p: &Plan, own_terms: usize) -> f64 {
+    let base = match p {
+        Plan::Scan { table, .. } => table
+            .stats
+            .as_ref()
+            .map(|s| s.rows as f64)
+            .unwrap_or(1000.0),
+        Plan::Values { rows } => rows.len() as f64,
+        _ => 1000.0,
+    };
+    base / 10f64.powi(own_terms as i32)
+}
+
+/// Orders the inputs of a chain of inner joins greedily: start from the most selective input,
+/// then keep adding an input connected to those already joined by a WHERE/ON term (so every
+/// step can be a hash join), the smallest first. Restores the original column order on top.
+fn reorder_joins(join: Plan, where_terms: Vec<Expr>) -> Plan {
+    let mut leaves = Vec::new();
+    let mut terms = where_terms;
+    flatten(join, 0, &mut leaves, &mut terms);
+    if leaves.iter().any(|(_, w, _)| *w == usize::MAX) {
+        // A work table's width is unknown here: keep the written order.
+        let mut it = leaves.into_iter();
+        let (first, fw, _) = it.next().expect("a join has inputs");
+        let mut plan = optimize(first);
+        let mut w = fw;
+        for (p, pw, _) in it {
+            plan = Plan::Join {
+                left: Box::new(plan),
+                right: Box::new(optimize(p)),
+                kind: JoinKind::Inner,
+                on: None,
+                equi: Vec::new(),
+                left_width: w,
+                right_width: pw,
+            };
+            w += pw;
+        }
+        return push_filter(plan, terms);
+    }
+    let total: usize = leaves.iter().map(|(_, w, _)| w).sum();
+    let leaf_of = |col: usize, leaves: &[(Plan, usize, usize)]| {
+        leaves.iter().position(|(_, w, o)| col >= *o && col < o + w)
+    };
+    // Terms with subqueries see the original row: they stay above the reordering.
+    let (late, terms): (Vec<Expr>, Vec<Expr>) = terms.into_iter().partition(|t| t.has_subquery());
+    let term_leaves: Vec<Vec<usize>> = terms
+        .iter()
+        .map(|t| {
+            let mut l: Vec<usize> = t
+                .columns()
+                .into_iter()
+                .filter_map(|c| leaf_of(c, &leaves))
+                .collect();
+            l.sort();
+            l.dedup();
+            l
+        })
+        .collect();
+    let own: Vec<usize> = (0..leaves.len())
+        .map(|i| {
+            term_leaves
+                .iter()
+                .filter(|l| l.len() == 1 && l[0] == i)
+                .count()
+        })
+        .collect();
+    let est: Vec<f64> = leaves
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _, _))| estimate(p, own[i]))
+        .collect();
+    let mut order: Vec<usize> = Vec::new();
+    let mut remaining: Vec<usize> = (0..leaves.len()).collect();
+    while !remaining.is_empty() {
+        let connected = |i: usize| {
+            term_leaves.iter().any(|l| {
+                l.len() > 1 && l.contains(&i) && l.iter().all(|x| *x == i || order.contains(x))
+            })
+        };
+        let pick = remaining
+            .iter()
+            .copied()
+            .filter(|&i| order.is_empty() || connected(i))
+            .min_by(|&a, &b| {
+                est[a]
+                    .partial_cmp(&est[b])
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .or_else(|| {
+                remaining.iter().copied().min_by(|&a, &b| {
+                    est[a]
+                        .partial_cmp(&est[b])
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
+            })
+            .expect("remaining is not empty");
+        order.push(pick);
+        remaining.retain(|&i| i != pick);
+    }
+    // Old column -> new column.
+    let mut map = vec![0usize; total];
+    let mut pos = 0;
+    for &i in &order {
+        let (_, w, o) = &leaves[i];
+        for c in 0..*w {
+            map[o + c] = pos + c;
+        }
+        pos += w;
+    }
+    let mut slots: Vec<Option<(Plan, usize)>> =
+        leaves.into_iter().map(|(p, w, _)| Some((p, w))).collect();
+    let mut plan: Option<(Plan, usize)> = None;
+    for &i in &order {
+        let (p, w) = slots[i].take().expect("each input once");
+        let p = optimize(p);
+        plan = Some(match plan {
+            None => (p, w),
+            Some((l, lw)) => (
+                Plan::Join {
+                    left: Box::new(l),
+                    right: Box::new(p),
+                    kind: JoinKind::Inner,
+                    on: None,
+                    equi: Vec::new(),
+                    left_width: lw,
+                    right_width: w,
+                },
+                lw + w,
+            ),
+        });
+    }
+    let (plan, _) = plan.expect("a join has inputs");
+    let remap = |e: Expr| {
+        e.transform(&mut |x| {
+            Ok(match x {
+                Expr::Column(c) => Expr::Column(map[c]),
+                x => x,
+            })
+        })
+        .expect("remapping cannot fail")
+    };
+    let terms: Vec<Expr> = terms.into_iter().map(remap).collect();
+    let plan = if terms.is_empty() {
+        plan
+    } else {
+        push_filter(plan, terms)
+    };
+    let restore = Plan::Project {
+        input: Box::new(plan),
+        exprs: (0..total).map(|c| Expr::Column(map[c])).collect(),
+    };
+    restore.filter(Expr::and_all(late))
 }
 
 /// Where a term can go: which columns it reads, relative to a join of `lw` + `rw` columns.

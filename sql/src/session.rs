@@ -32,6 +32,8 @@ pub struct QueryResult {
     pub rows: Vec<Row>,
     /// The command tag, as PostgreSQL sends it: `SELECT 3`, `INSERT 0 1`, `BEGIN`, ...
     pub tag: String,
+    /// COPY ... TO STDOUT: the data, in the statement's format.
+    pub copy_out: Option<String>,
 }
 
 const SEQ_TREE: &str = "__seq";
@@ -350,6 +352,35 @@ impl Session {
         })
     }
 
+    /// Runs `COPY ... FROM STDIN` with the data the client sent.
+    pub fn copy_in(&mut self, sql: &str, data: &str) -> Result<QueryResult> {
+        let mut stmts = crate::parse(sql)?;
+        match stmts.pop() {
+            Some(ast::Statement::Copy {
+                source,
+                to: false,
+                target: ast::CopyTarget::Stdin,
+                options,
+                legacy_options,
+                ..
+            }) => {
+                let stmt = ast::Statement::Copy {
+                    source,
+                    to: false,
+                    target: ast::CopyTarget::Stdin,
+                    options,
+                    legacy_options,
+                    payload: Some(ast::CopyPayload {
+                        data: data.to_string(),
+                        terminated: true,
+                    }),
+                };
+                self.run(&stmt, &[])
+            }
+            _ => bail!(SYNTAX_ERROR, "expected COPY ... FROM STDIN"),
+        }
+    }
+
     /// Runs a prepared statement with parameter values.
     pub fn execute_prepared(&mut self, p: &Prepared, params: &[Value]) -> Result<QueryResult> {
         self.run(&p.statement, params)
@@ -516,6 +547,7 @@ impl Session {
                     }],
                     rows: vec![vec![Value::Text(v)]],
                     tag: "SHOW".into(),
+                    copy_out: None,
                 })
             }
             S::Prepare {
@@ -747,6 +779,7 @@ fn execute_statement(
                 columns: cols,
                 rows,
                 tag: format!("SELECT {n}"),
+                copy_out: None,
             })
         }
         S::Insert(i) => {
@@ -840,6 +873,140 @@ fn execute_statement(
             ddl::truncate(txn, &names)?;
             done("TRUNCATE TABLE")
         }
+        S::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            payload,
+        } => {
+            let fmt = crate::copy::options(options, legacy_options)?;
+            let mut binder = Binder::new(txn, param_types);
+            if *to {
+                let (plan, cols) = match source {
+                    ast::CopySource::Query(q) => bind_plan(&mut binder, q)?,
+                    ast::CopySource::Table {
+                        table_name,
+                        columns,
+                    } => {
+                        let name = plan::object_name(table_name)?;
+                        let list = if columns.is_empty() {
+                            "*".to_string()
+                        } else {
+                            columns
+                                .iter()
+                                .map(|c| format!("\"{}\"", plan::ident(c)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        let q = plan::parse_query(&format!("SELECT {list} FROM \"{name}\""))?;
+                        bind_plan(&mut binder, &q)?
+                    }
+                };
+                let mut cx = cx!(txn);
+                let rows = exec::run_plan(&plan, &mut cx, None)?;
+                let fields: Vec<Vec<Option<String>>> = rows
+                    .iter()
+                    .map(|r| r.iter().map(Value::to_text).collect())
+                    .collect();
+                let header: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+                let data = crate::copy::format(Some(&header), &fields, &fmt);
+                let n = rows.len();
+                return match target {
+                    ast::CopyTarget::Stdout => Ok(QueryResult {
+                        tag: format!("COPY {n}"),
+                        copy_out: Some(data),
+                        ..Default::default()
+                    }),
+                    ast::CopyTarget::File { filename } => {
+                        std::fs::write(filename, data).map_err(|e| {
+                            err!(IO_ERROR, "could not write file \"{filename}\": {e}")
+                        })?;
+                        done(&format!("COPY {n}"))
+                    }
+                    _ => bail!(FEATURE_NOT_SUPPORTED, "COPY TO PROGRAM is not supported"),
+                };
+            }
+            let ast::CopySource::Table {
+                table_name,
+                columns,
+            } = source
+            else {
+                bail!(SYNTAX_ERROR, "COPY FROM needs a table");
+            };
+            let data = match (target, payload) {
+                (ast::CopyTarget::Stdin, Some(p)) => p.data.clone(),
+                (ast::CopyTarget::Stdin, None) => bail!(FEATURE_NOT_SUPPORTED, "COPY FROM STDIN needs the data from the client (psql's \\copy, the wire protocol or Session::copy_in)"),
+                (ast::CopyTarget::File { filename }, _) => std::fs::read_to_string(filename).map_err(|e| err!(IO_ERROR, "could not open file \"{filename}\" for reading: {e}"))?,
+                _ => bail!(FEATURE_NOT_SUPPORTED, "COPY FROM PROGRAM is not supported"),
+            };
+            let name = plan::object_name(table_name)?;
+            let table = std::rc::Rc::new(catalog::must_table(binder.txn, &name)?);
+            let targets: Vec<usize> = if columns.is_empty() {
+                (0..table.columns.len()).collect()
+            } else {
+                columns
+                    .iter()
+                    .map(|c| {
+                        let n = plan::ident(c);
+                        table.column_index(&n).ok_or_else(|| {
+                            err!(
+                                UNDEFINED_COLUMN,
+                                "column \"{n}\" of relation \"{name}\" does not exist"
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            };
+            let mut defaults = Vec::new();
+            for (i, c) in table.columns.iter().enumerate() {
+                defaults.push(match (&c.default, targets.contains(&i)) {
+                    (Some(sql), false) => Some(binder.assigned(
+                        &plan::parse_expr(sql)?,
+                        &plan::Scope::default(),
+                        &c.ty,
+                    )?),
+                    _ => None,
+                });
+            }
+            let writer = dml::Writer::new(&mut binder, table.clone(), shared.clone())?;
+            let rows = crate::copy::parse(&data, &fmt)?;
+            let mut cx = cx!(txn);
+            for (ln, fields) in rows.iter().enumerate() {
+                if fields.len() != targets.len() {
+                    bail!(
+                        BAD_COPY_FILE_FORMAT,
+                        "COPY {name}, line {}: expected {} columns, found {}",
+                        ln + 1,
+                        targets.len(),
+                        fields.len()
+                    );
+                }
+                let mut row = vec![Value::Null; table.columns.len()];
+                for (i, d) in defaults.iter().enumerate() {
+                    if let Some(d) = d {
+                        row[i] = crate::expr::eval(d, &[], &mut cx)?;
+                    }
+                }
+                for (f, &ci) in fields.iter().zip(&targets) {
+                    if let Some(text) = f {
+                        row[ci] =
+                            crate::value::parse_as(text, &table.columns[ci].ty).map_err(|e| {
+                                err!(
+                                    INVALID_TEXT_REPRESENTATION,
+                                    "COPY {name}, line {}, column {}: {}",
+                                    ln + 1,
+                                    table.columns[ci].name,
+                                    e.message
+                                )
+                            })?;
+                    }
+                }
+                writer.insert(&row, &mut cx)?;
+            }
+            done(&format!("COPY {}", rows.len()))
+        }
         S::Analyze(a) => {
             let name = match &a.table_name {
                 Some(n) => Some(plan::object_name(n)?),
@@ -889,6 +1056,7 @@ fn execute_statement(
                 }],
                 rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
                 tag: format!("EXPLAIN {n}"),
+                copy_out: None,
             })
         }
         other => bail!(

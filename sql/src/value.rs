@@ -621,24 +621,31 @@ fn parse_bool(s: &str) -> Result<bool> {
 
 fn parse_bytea(s: &str) -> Result<Vec<u8>> {
     if let Some(hex) = s.strip_prefix("\\x") {
-        let bytes = hex.as_bytes();
-        if bytes.len() % 2 != 0 {
-            bail!(
-                INVALID_TEXT_REPRESENTATION,
-                "invalid hexadecimal data: odd number of digits"
-            );
-        }
-        return bytes
-            .chunks(2)
-            .map(|c| {
-                u8::from_str_radix(std::str::from_utf8(c).unwrap_or("zz"), 16).map_err(|_| {
-                    err!(
-                        INVALID_TEXT_REPRESENTATION,
-                        "invalid hexadecimal digit in \"{s}\""
-                    )
-                })
+        // PostgreSQL's hex format: pairs of hex digits, whitespace allowed between pairs.
+        let digit = |c: char| {
+            c.to_digit(16).ok_or_else(|| {
+                err!(
+                    INVALID_PARAMETER_VALUE,
+                    "invalid hexadecimal digit: \"{c}\""
+                )
             })
-            .collect();
+        };
+        let mut out = Vec::with_capacity(hex.len() / 2);
+        let mut chars = hex.chars();
+        while let Some(c) = chars.next() {
+            if matches!(c, ' ' | '\t' | '\n' | '\r') {
+                continue;
+            }
+            let hi = digit(c)?;
+            let Some(c2) = chars.next() else {
+                bail!(
+                    INVALID_PARAMETER_VALUE,
+                    "invalid hexadecimal data: odd number of digits"
+                );
+            };
+            out.push((hi * 16 + digit(c2)?) as u8);
+        }
+        return Ok(out);
     }
     // The escape format: backslash-octal or a doubled backslash.
     let mut out = Vec::new();
@@ -717,14 +724,15 @@ pub fn cast(v: Value, ty: &DataType) -> Result<Value> {
         // To text types.
         (Value::Text(s), T::Varchar(Some(n))) => {
             if s.chars().count() > *n as usize {
-                let trimmed = s.trim_end_matches(' ');
-                if trimmed.chars().count() > *n as usize {
+                // Only spaces may be cut, and only those past the limit: 'abc   ' in
+                // varchar(5) is 'abc  '.
+                if s.chars().skip(*n as usize).any(|c| c != ' ') {
                     bail!(
                         STRING_DATA_RIGHT_TRUNCATION,
                         "value too long for type character varying({n})"
                     );
                 }
-                Value::Text(trimmed.chars().take(*n as usize).collect())
+                Value::Text(s.chars().take(*n as usize).collect())
             } else {
                 Value::Text(s)
             }
@@ -747,6 +755,11 @@ pub fn cast(v: Value, ty: &DataType) -> Result<Value> {
             }
         }
         (Value::Text(s), T::Text | T::Varchar(None)) => Value::Text(s),
+        // boolean's cast to text spells the word out (its output form is t / f).
+        (Value::Bool(b), T::Text | T::Varchar(_) | T::Char(_)) => {
+            let word = if b { "true" } else { "false" };
+            return cast(Value::Text(word.into()), ty);
+        }
         (v, T::Text | T::Varchar(_) | T::Char(_)) => {
             let text = Value::Text(v.to_text().expect("invariant: not null"));
             return cast(text, ty);
@@ -886,6 +899,10 @@ pub fn arith_type(op: ArithOp, a: &DataType, b: &DataType) -> Option<DataType> {
         let t = DataType::common(a, b)?;
         return Some(match t {
             T::Numeric(_) => T::Numeric(None),
+            // real op real is real, but real with any other number resolves to the real/double
+            // operators (double precision is the category's preferred type): 1.5::real * 2 is
+            // double precision.
+            T::Float4 if a != b => T::Float8,
             // int2 op int2 is int4 in PostgreSQL only for some operators; keep the wider.
             t => t,
         });
@@ -1168,5 +1185,79 @@ mod tests {
             .code,
             "22003"
         );
+    }
+
+    #[test]
+    fn text_casts_follow_postgres() {
+        let text = |v: Value, ty: DataType| cast(v, &ty).map(|v| v.to_text().unwrap());
+        // Spaces past a varchar's limit are cut, the ones within it stay.
+        assert_eq!(
+            text(Value::Text("abc     ".into()), DataType::Varchar(Some(5))).unwrap(),
+            "abc  "
+        );
+        assert_eq!(
+            text(Value::Text("abcdef ".into()), DataType::Varchar(Some(5)))
+                .unwrap_err()
+                .code,
+            "22001"
+        );
+        assert_eq!(
+            text(Value::Text("ab".into()), DataType::Char(4)).unwrap(),
+            "ab  "
+        );
+        // boolean to text spells the word; its output form stays t / f.
+        assert_eq!(text(Value::Bool(true), DataType::Text).unwrap(), "true");
+        assert_eq!(
+            text(Value::Bool(false), DataType::Varchar(None)).unwrap(),
+            "false"
+        );
+        assert_eq!(text(Value::Bool(true), DataType::Char(5)).unwrap(), "true ");
+        assert_eq!(Value::Bool(true).to_text().unwrap(), "t");
+    }
+
+    #[test]
+    fn bytea_input_follows_postgres() {
+        let bytea = |s: &str| parse_as(s, &DataType::Bytea);
+        assert_eq!(bytea("\\x00ff10").unwrap(), Value::Bytea(vec![0, 255, 16]));
+        assert_eq!(
+            bytea("\\x 12 AB\n").unwrap(),
+            Value::Bytea(vec![0x12, 0xab])
+        );
+        assert_eq!(bytea("\\x").unwrap(), Value::Bytea(vec![]));
+        let e = bytea("\\xzz").unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("22023", "invalid hexadecimal digit: \"z\"")
+        );
+        let e = bytea("\\x1 2").unwrap_err();
+        assert_eq!(e.message, "invalid hexadecimal digit: \" \"");
+        let e = bytea("\\x12 3").unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("22023", "invalid hexadecimal data: odd number of digits")
+        );
+        assert_eq!(bytea("a\\\\b").unwrap(), Value::Bytea(b"a\\b".to_vec()));
+        assert_eq!(bytea("a\\9").unwrap_err().code, "22P02");
+    }
+
+    #[test]
+    fn real_with_another_number_is_double() {
+        use DataType as T;
+        let ty = |a: T, b: T| arith_type(ArithOp::Mul, &a, &b).unwrap();
+        assert_eq!(ty(T::Float4, T::Float4), T::Float4);
+        assert_eq!(ty(T::Float4, T::Unknown), T::Float4);
+        assert_eq!(ty(T::Float4, T::Int4), T::Float8);
+        assert_eq!(ty(T::Int2, T::Float4), T::Float8);
+        assert_eq!(ty(T::Float4, T::Numeric(Some((4, 1)))), T::Float8);
+        assert_eq!(ty(T::Float4, T::Float8), T::Float8);
+        assert_eq!(ty(T::Int4, T::Int8), T::Int8);
+        let v = arith(
+            ArithOp::Mul,
+            &Value::Float4(0.1),
+            &Value::Int4(2),
+            &T::Float8,
+        )
+        .unwrap();
+        assert_eq!(v.to_text().unwrap(), "0.20000000298023224");
     }
 }

@@ -1,19 +1,30 @@
 //! The `strata` binary: one tool for every way Strata is used.
 //!
-//! Today it has the RAID workbench (`strata raid`). The shell (`strata [DBFILE]`), the server
-//! (`strata serve`) and the benchmarks (`strata bench`) join it as subcommands of the same `Cli`.
+//! `strata [DBFILE]` is the SQL shell (psql's interface on an embedded database: see
+//! [`shell`]); `strata raid ...` is the RAID workbench. The server (`strata serve`) and the
+//! benchmarks (`strata bench`) join them as subcommands of the same `Cli`.
 //!
 //! Exit codes: 0 on success; 1 for an error (printed on stderr as `error: ...`); 2 when
-//! `raid scrub` leaves problems unrepaired.
+//! `raid scrub` leaves problems unrepaired; the shell's are psql's (3 when a script stops at an
+//! error under `ON_ERROR_STOP`).
 
 mod raid;
+mod shell;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Strata: an embeddable and clusterable SQL database.
 #[derive(Parser, Debug)]
-#[command(name = "strata", version, about)]
+#[command(
+    name = "strata",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// The SQL shell (when no subcommand is given).
+    #[command(flatten)]
+    shell: shell::ShellArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -81,14 +92,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Some(Command::Raid(cmd)) => raid::run(cmd),
-        None => {
-            // The shell comes with the SQL layer; until then, show what there is.
-            let _ = Cli::command().print_help();
-            Ok(())
-        }
+        None => match shell::run(cli.shell, &matches) {
+            0 => Ok(()),
+            code => Err(Failure::quiet(code)),
+        },
     };
     if let Err(failure) = result {
         if let Some(message) = failure.message {

@@ -365,8 +365,10 @@ fn bad_input_is_a_clear_error() {
 }
 
 #[test]
-fn no_arguments_lists_the_subcommands() {
+fn help_lists_the_subcommands() {
+    // Without arguments `strata` is the SQL shell (tests/shell.rs); `--help` lists the rest.
     let tmp = tempfile::tempdir().unwrap();
-    let text = ok(tmp.path(), &[]);
+    let text = ok(tmp.path(), &["--help"]);
     assert!(text.contains("raid"), "{text}");
+    assert!(text.contains("[DBFILE]"), "{text}");
 }

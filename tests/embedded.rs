@@ -1,0 +1,227 @@
+//! The embedded API as a program uses it: persistence across reopen, typed access, the
+//! transaction guard, errors with SQLSTATE, and one `Database` shared by many threads (a bank
+//! workload whose total never changes under REPEATABLE READ and SERIALIZABLE).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use strata::{Database, Isolation, Value};
+
+#[test]
+fn data_and_schema_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    {
+        let db = Database::open(&path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE t (id INT PRIMARY KEY, name TEXT, score NUMERIC(6,2));
+             CREATE INDEX t_name ON t (name);
+             CREATE VIEW high AS SELECT id, name FROM t WHERE score > 50;
+             CREATE SEQUENCE s;",
+        )
+        .unwrap();
+        for i in 0..200 {
+            db.execute(
+                "INSERT INTO t VALUES ($1, $2, $3)",
+                &[
+                    Value::Int4(i),
+                    format!("n{i}").into(),
+                    Value::Float8(i as f64 / 2.0),
+                ],
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            db.query("SELECT nextval('s')", &[]).unwrap()[0]
+                .get::<i64>(0)
+                .unwrap(),
+            1
+        );
+        let mut tx = db.transaction().unwrap();
+        tx.execute("DELETE FROM t WHERE id >= 100", &[]).unwrap();
+        drop(tx); // rolled back
+    }
+    let db = Database::open(&path).unwrap();
+    let rows = db.query("SELECT count(*), sum(score) FROM t", &[]).unwrap();
+    assert_eq!(rows[0].get::<i64>(0).unwrap(), 200);
+    assert_eq!(rows[0].text(1).unwrap(), "9950.00");
+    let rows = db
+        .query("SELECT id FROM t WHERE name = 'n150'", &[])
+        .unwrap();
+    assert_eq!(rows[0].get::<i32>(0).unwrap(), 150);
+    assert_eq!(
+        db.query("SELECT count(*) FROM high", &[]).unwrap()[0]
+            .get::<i64>(0)
+            .unwrap(),
+        99
+    );
+    // A sequence never hands out a value twice, even across a restart.
+    assert!(
+        db.query("SELECT nextval('s')", &[]).unwrap()[0]
+            .get::<i64>(0)
+            .unwrap()
+            > 1
+    );
+    db.engine().verify().unwrap();
+}
+
+#[test]
+fn errors_carry_sqlstate_and_typed_access_checks_types() {
+    let db = Database::memory().unwrap();
+    assert_eq!(
+        db.execute("SELECT * FROM missing", &[]).unwrap_err().code,
+        "42P01"
+    );
+    assert_eq!(db.execute("SELEC 1", &[]).unwrap_err().code, "42601");
+    db.execute(
+        "CREATE TABLE t (a INT PRIMARY KEY, b VARCHAR(3) NOT NULL)",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        db.execute("INSERT INTO t VALUES (1, 'abcd')", &[])
+            .unwrap_err()
+            .code,
+        "22001"
+    );
+    assert_eq!(
+        db.execute("INSERT INTO t VALUES (1, NULL)", &[])
+            .unwrap_err()
+            .code,
+        "23502"
+    );
+    db.execute("INSERT INTO t VALUES (1, 'x')", &[]).unwrap();
+    assert_eq!(
+        db.execute("INSERT INTO t VALUES (1, 'y')", &[])
+            .unwrap_err()
+            .code,
+        "23505"
+    );
+    assert_eq!(db.execute("SELECT 1/0", &[]).unwrap_err().code, "22012");
+    assert_eq!(
+        db.execute("SELECT 2147483647 + 1", &[]).unwrap_err().code,
+        "22003"
+    );
+    let e = db.execute("SELECT nope FROM t", &[]).unwrap_err();
+    assert_eq!(e.code, "42703");
+    assert!(e.message.contains("nope"), "{}", e.message);
+    let rows = db.query("SELECT a, b FROM t", &[]).unwrap();
+    assert!(rows[0].get::<i64>(1).is_err());
+    assert_eq!(
+        rows[0].get::<Option<String>>(1).unwrap().as_deref(),
+        Some("x")
+    );
+    assert_eq!(
+        db.execute("UPDATE t SET b = 'z' WHERE a = $1", &[Value::Int4(1)])
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
+fn failed_transaction_refuses_statements_until_rollback() {
+    let db = Database::memory().unwrap();
+    db.execute("CREATE TABLE t (a INT PRIMARY KEY)", &[])
+        .unwrap();
+    let mut tx = db.transaction().unwrap();
+    tx.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+    assert!(tx.execute("INSERT INTO t VALUES (1)", &[]).is_err());
+    assert_eq!(
+        tx.execute("INSERT INTO t VALUES (2)", &[])
+            .unwrap_err()
+            .code,
+        "25P02"
+    );
+    assert!(tx.commit().is_err());
+    assert_eq!(
+        db.query("SELECT count(*) FROM t", &[]).unwrap()[0]
+            .get::<i64>(0)
+            .unwrap(),
+        0
+    );
+}
+
+fn bank(isolation: Isolation) {
+    let db = Database::memory().unwrap();
+    db.execute(
+        "CREATE TABLE acct (id INT PRIMARY KEY, balance BIGINT NOT NULL)",
+        &[],
+    )
+    .unwrap();
+    const ACCOUNTS: i32 = 8;
+    for i in 0..ACCOUNTS {
+        db.execute("INSERT INTO acct VALUES ($1, 1000)", &[Value::Int4(i)])
+            .unwrap();
+    }
+    let committed = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let db = db.clone();
+            let committed = &committed;
+            s.spawn(move || {
+                let mut x = 0x9E37_79B9u32.wrapping_mul(t + 1);
+                for _ in 0..150 {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    let from = (x % ACCOUNTS as u32) as i32;
+                    let to = ((x / 7) % ACCOUNTS as u32) as i32;
+                    let amount = (x % 50) as i64;
+                    let Ok(mut tx) = db.transaction_with(isolation) else {
+                        continue;
+                    };
+                    let r = (|| {
+                        let b: i64 = tx.query(
+                            "SELECT balance FROM acct WHERE id = $1",
+                            &[Value::Int4(from)],
+                        )?[0]
+                            .get(0)?;
+                        tx.execute(
+                            "UPDATE acct SET balance = $1 WHERE id = $2",
+                            &[Value::Int8(b - amount), Value::Int4(from)],
+                        )?;
+                        let c: i64 = tx
+                            .query("SELECT balance FROM acct WHERE id = $1", &[Value::Int4(to)])?
+                            [0]
+                        .get(0)?;
+                        tx.execute(
+                            "UPDATE acct SET balance = $1 WHERE id = $2",
+                            &[Value::Int8(c + amount), Value::Int4(to)],
+                        )?;
+                        Ok::<_, strata::Error>(())
+                    })();
+                    match r {
+                        Ok(()) => {
+                            if tx.commit().is_ok() {
+                                committed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        // Serialization failures and deadlocks: the transaction is rolled back.
+                        Err(e) => assert!(
+                            ["40001", "40P01", "55P03"].contains(&e.code),
+                            "unexpected error {e:?}"
+                        ),
+                    }
+                }
+            });
+        }
+    });
+    let total: i64 = db.query("SELECT sum(balance) FROM acct", &[]).unwrap()[0]
+        .get(0)
+        .unwrap();
+    assert_eq!(
+        total,
+        1000 * ACCOUNTS as i64,
+        "money was created or destroyed"
+    );
+    assert!(committed.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn bank_total_is_invariant_under_repeatable_read() {
+    bank(Isolation::RepeatableRead);
+}
+
+#[test]
+fn bank_total_is_invariant_under_serializable() {
+    bank(Isolation::Serializable);
+}
