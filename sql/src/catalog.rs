@@ -22,6 +22,9 @@ pub struct Column {
     pub not_null: bool,
     /// The DEFAULT expression as SQL text.
     pub default: Option<String>,
+    /// GENERATED ALWAYS AS IDENTITY: an INSERT may not give a value (without OVERRIDING).
+    #[serde(default)]
+    pub identity_always: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -199,8 +202,36 @@ fn list<T: DeserializeOwned>(txn: &mut dyn Transaction, prefix: &str) -> Result<
     }
 }
 
+thread_local! {
+    /// Parsed table definitions by their stored bytes: a definition is read through the
+    /// transaction every time (so MVCC decides which one is seen), but parsed only once.
+    static PARSED: std::cell::RefCell<std::collections::HashMap<Vec<u8>, Table>> = Default::default();
+}
+
 pub fn table(txn: &mut dyn Transaction, name: &str) -> Result<Option<Table>> {
-    load(txn, &format!("table/{name}"))
+    if !txn.tree_exists(CATALOG_TREE) {
+        return Ok(None);
+    }
+    let Some(bytes) = txn.get(CATALOG_TREE, format!("table/{name}").as_bytes())? else {
+        return Ok(None);
+    };
+    if let Some(t) = PARSED.with(|c| c.borrow().get(&bytes).cloned()) {
+        return Ok(Some(t));
+    }
+    let t: Table = serde_json::from_slice(&bytes).map_err(|e| {
+        err!(
+            DATA_CORRUPTED,
+            "catalog entry for table {name:?} does not parse: {e}"
+        )
+    })?;
+    PARSED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 256 {
+            c.clear();
+        }
+        c.insert(bytes, t.clone());
+    });
+    Ok(Some(t))
 }
 
 pub fn must_table(txn: &mut dyn Transaction, name: &str) -> Result<Table> {

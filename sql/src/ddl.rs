@@ -168,6 +168,7 @@ pub fn create_table(txn: &mut dyn Transaction, ct: &ast::CreateTable) -> Result<
             ty,
             not_null: false,
             default: None,
+            identity_always: false,
         };
         if serial {
             let seq = format!("{name}_{cname}_seq");
@@ -207,6 +208,13 @@ pub fn create_table(txn: &mut dyn Transaction, ct: &ast::CreateTable) -> Result<
                     fk.clone(),
                 )),
                 ast::ColumnOption::Generated { .. } | ast::ColumnOption::Identity(_) => {
+                    col.identity_always = matches!(
+                        &opt.option,
+                        ast::ColumnOption::Generated {
+                            generated_as: ast::GeneratedAs::Always,
+                            ..
+                        }
+                    );
                     let seq = format!("{name}_{cname}_seq");
                     col.default = Some(format!("nextval('{seq}')"));
                     col.not_null = true;
@@ -351,6 +359,7 @@ pub fn create_table_as(
             ty: ty.clone(),
             not_null: false,
             default: None,
+            identity_always: false,
         });
     }
     txn.create_tree(&table.tree())?;
@@ -404,18 +413,44 @@ pub fn create_sequence(
         s.parse()
             .map_err(|_| err!(SYNTAX_ERROR, "invalid sequence option value {s}"))
     };
+    let mut min = None;
+    let mut max = None;
+    let mut cycle = false;
     for o in options {
         match o {
             ast::SequenceOptions::IncrementBy(e, _) => increment = num(e)?,
             ast::SequenceOptions::StartWith(e, _) => start = Some(num(e)?),
+            ast::SequenceOptions::MinValue(Some(e)) => min = Some(num(e)?),
+            ast::SequenceOptions::MaxValue(Some(e)) => max = Some(num(e)?),
+            ast::SequenceOptions::Cycle(no) => cycle = !*no,
             _ => {}
         }
     }
     if increment == 0 {
         bail!(INVALID_PARAMETER_VALUE, "INCREMENT must not be zero");
     }
-    let start = start.unwrap_or(if increment > 0 { 1 } else { -1 });
-    create_sequence_named(txn, &n, start, increment, None)
+    let min = min.unwrap_or(if increment > 0 { 1 } else { i64::MIN });
+    let max = max.unwrap_or(if increment > 0 { i64::MAX } else { -1 });
+    let start = start.unwrap_or(if increment > 0 { min } else { max });
+    if min > max || start < min || start > max {
+        bail!(
+            INVALID_PARAMETER_VALUE,
+            "START value ({start}) must be between MINVALUE ({min}) and MAXVALUE ({max})"
+        );
+    }
+    catalog::check_name_free(txn, &n)?;
+    let id = catalog::next_id(txn)?;
+    let seq = Sequence {
+        name: n,
+        start,
+        increment,
+        min,
+        max,
+        cycle,
+        owned_by: None,
+        id,
+    };
+    catalog::put_sequence(txn, &seq)
 }
 
 pub fn create_index(txn: &mut dyn Transaction, ci: &ast::CreateIndex) -> Result<()> {
@@ -694,6 +729,7 @@ pub fn alter_table(txn: &mut dyn Transaction, at: &ast::AlterTable) -> Result<()
                     ty: ty.clone(),
                     not_null: false,
                     default: None,
+                    identity_always: false,
                 };
                 for opt in &column_def.options {
                     match &opt.option {

@@ -640,6 +640,17 @@ pub fn bind_insert(binder: &mut Binder, ins: &ast::Insert, shared: Arc<Shared>) 
             }
         }
     }
+    for (ci, c) in table.columns.iter().enumerate() {
+        if c.identity_always && mapping[ci].is_some() && ins.overriding.is_none() {
+            return Err(crate::error::Error::new(
+                "428C9",
+                format!(
+                    "cannot insert a non-DEFAULT value into column \"{}\"",
+                    c.name
+                ),
+            ));
+        }
+    }
     let source = Plan::Project {
         input: Box::new(source),
         exprs,
@@ -810,6 +821,7 @@ fn bind_target(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // UPDATE and DELETE share it; the parts are the statement's
 fn bind_change(
     binder: &mut Binder,
     table: Rc<Table>,

@@ -23,6 +23,9 @@ use crate::{bail, err};
 
 pub type Row = Vec<Value>;
 
+/// A range of keys: (start, end).
+pub type KeySpan = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 const SCAN_BATCH: usize = 256;
 
 /// Sequence operations, which live outside the statement's transaction.
@@ -276,11 +279,7 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Evaluates key bounds: the byte ranges to scan (empty if a bound value cannot match).
-pub fn key_ranges(
-    range: &KeyRange,
-    types: &[DataType],
-    cx: &mut Cx,
-) -> Result<Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>> {
+pub fn key_ranges(range: &KeyRange, types: &[DataType], cx: &mut Cx) -> Result<Vec<KeySpan>> {
     let enc = |exprs: &[Expr], cx: &mut Cx| -> Result<Option<Vec<u8>>> {
         let mut out = Vec::new();
         for (e, ty) in exprs.iter().zip(types) {
@@ -395,7 +394,7 @@ enum ScanState {
     /// Byte ranges left to scan of `tree`; the current one resumes after `after`.
     Ranges {
         tree: String,
-        ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
+        ranges: Vec<KeySpan>,
         via_index: bool,
     },
 }
@@ -444,6 +443,27 @@ impl ScanNode {
                 vec![(Bound::Unbounded, Bound::Unbounded)],
                 false,
             ),
+            Access::Primary(KeyRange::Points(points))
+                if points
+                    .iter()
+                    .all(|p| p.len() == self.table.primary_key.len()) =>
+            {
+                // Whole primary keys: direct gets, no range scan.
+                let types = col_types(&self.table.primary_key);
+                let mut rows = Vec::new();
+                for (start, _) in key_ranges(&KeyRange::Points(points.clone()), &types, cx)? {
+                    if let Bound::Included(k) = start {
+                        if let Some(v) = cx.txn.get(&table_tree, &k)? {
+                            rows.push((k, v));
+                        }
+                    }
+                }
+                if self.reverse {
+                    rows.reverse();
+                }
+                self.buffer = rows.into_iter();
+                (table_tree, Vec::new(), false)
+            }
             Access::Primary(range) => {
                 let types = col_types(&self.table.primary_key);
                 (table_tree, key_ranges(range, &types, cx)?, false)
@@ -563,7 +583,7 @@ fn sparse_ranges(
     index: &Index,
     range: &KeyRange,
     cx: &mut Cx,
-) -> Result<Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>> {
+) -> Result<Vec<KeySpan>> {
     let col = index.columns[0];
     let ty = table.columns[col].ty.clone();
     let (lo, hi) = match range {
@@ -714,11 +734,7 @@ impl Node for SeriesNode {
             return Ok(None);
         }
         let out = cur.clone();
-        let result_ty = if self.ty.is_temporal() {
-            self.ty.clone()
-        } else {
-            self.ty.clone()
-        };
+        let result_ty = self.ty.clone();
         match value::arith(value::ArithOp::Add, cur, step, &result_ty) {
             Ok(n) => *cur = n,
             // Past the type's range: this was the last value.
@@ -1259,6 +1275,8 @@ fn finish(acc: &Acc, call: &AggCall) -> Result<Value> {
 struct Group {
     keys: Row,
     accs: Vec<Acc>,
+    /// For aggregates with ORDER BY: (sort keys, arguments) gathered, folded at the end.
+    ordered: Vec<Vec<(Row, Row)>>,
     /// For DISTINCT aggregates: argument keys already counted.
     seen: Vec<HashSet<Vec<u8>>>,
 }
@@ -1278,6 +1296,7 @@ impl Node for AggregateNode {
             let fresh = |keys: Row, aggs: &[AggCall]| Group {
                 keys,
                 accs: aggs.iter().map(new_acc).collect(),
+                ordered: aggs.iter().map(|_| Vec::new()).collect(),
                 seen: aggs.iter().map(|_| HashSet::new()).collect(),
             };
             if self.groups.is_empty() {
@@ -1318,11 +1337,38 @@ impl Node for AggregateNode {
                             continue;
                         }
                     }
-                    accumulate(&mut g.accs[ai], call, &args)?;
+                    if call.order_by.is_empty() {
+                        accumulate(&mut g.accs[ai], call, &args)?;
+                    } else {
+                        let mut keys = Vec::with_capacity(call.order_by.len());
+                        for k in &call.order_by {
+                            keys.push(eval(&k.expr, &row, cx)?);
+                        }
+                        g.ordered[ai].push((keys, args.clone()));
+                    }
                 }
             }
             let mut out = Vec::with_capacity(groups.len());
-            for g in groups {
+            for mut g in groups {
+                for (ai, call) in self.aggs.iter().enumerate() {
+                    if call.order_by.is_empty() {
+                        continue;
+                    }
+                    let mut items = std::mem::take(&mut g.ordered[ai]);
+                    let mut failure = None;
+                    items.sort_by(|a, b| {
+                        compare_keys(&a.0, &b.0, &call.order_by).unwrap_or_else(|e| {
+                            failure.get_or_insert(e);
+                            std::cmp::Ordering::Equal
+                        })
+                    });
+                    if let Some(e) = failure {
+                        return Err(e);
+                    }
+                    for (_, args) in &items {
+                        accumulate(&mut g.accs[ai], call, args)?;
+                    }
+                }
                 let mut row = g.keys;
                 for (acc, call) in g.accs.iter().zip(&self.aggs) {
                     row.push(finish(acc, call)?);

@@ -77,6 +77,8 @@ pub struct AggCall {
     pub args: Vec<Expr>,
     pub distinct: bool,
     pub filter: Option<Box<Expr>>,
+    /// `agg(x ORDER BY ...)`: the order the values are fed in.
+    pub order_by: Vec<crate::plan::SortKey>,
     /// The result type.
     pub ty: DataType,
 }
@@ -250,6 +252,7 @@ impl Expr {
             }
             Expr::Agg(a) => {
                 a.args.iter().for_each(|e| e.walk(f));
+                a.order_by.iter().for_each(|k| k.expr.walk(f));
                 if let Some(fl) = &a.filter {
                     fl.walk(f);
                 }
@@ -259,8 +262,9 @@ impl Expr {
 
     /// Rebuilds the expression bottom-up through `f` (which sees children already rebuilt).
     pub fn transform(self, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
+        #[allow(clippy::boxed_local)] // the boxes are the expression tree's own
         fn t(e: Box<Expr>, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Box<Expr>> {
-            Ok(Box::new(e.transform(f)?))
+            Ok(Box::new((*e).transform(f)?))
         }
         fn list(v: Vec<Expr>, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Vec<Expr>> {
             v.into_iter().map(|e| e.transform(f)).collect()

@@ -344,6 +344,8 @@ pub struct Binder<'a> {
 #[derive(Default)]
 struct AggContext {
     allowed: bool,
+    /// Where aggregates are refused, for the message ("WHERE", ...).
+    clause: Option<&'static str>,
 }
 
 impl<'a> Binder<'a> {
@@ -662,12 +664,22 @@ impl<'a> Binder<'a> {
         let (mut plan, scope) = self.from(&s.from)?;
         // WHERE
         if let Some(w) = &s.selection {
-            let (pred, t) = self.expr(w, &scope, &mut AggContext::default())?;
+            let (pred, t) = self.expr(
+                w,
+                &scope,
+                &mut AggContext {
+                    allowed: false,
+                    clause: Some("WHERE"),
+                },
+            )?;
             self.expect_bool(&t, "WHERE")?;
             plan = plan.filter(Some(pred));
         }
         // SELECT list, bound against the FROM scope, aggregates allowed.
-        let mut agg = AggContext { allowed: true };
+        let mut agg = AggContext {
+            allowed: true,
+            clause: None,
+        };
         let mut items: Vec<(Expr, OutCol)> = Vec::new();
         for item in &s.projection {
             match item {
@@ -717,11 +729,6 @@ impl<'a> Binder<'a> {
                 }
                 ast::SelectItem::UnnamedExpr(e) => {
                     let (x, t) = self.expr(e, &scope, &mut agg)?;
-                    let t = if t == DataType::Unknown {
-                        DataType::Text
-                    } else {
-                        t
-                    };
                     items.push((
                         x,
                         OutCol {
@@ -732,11 +739,6 @@ impl<'a> Binder<'a> {
                 }
                 ast::SelectItem::ExprWithAlias { expr, alias } => {
                     let (x, t) = self.expr(expr, &scope, &mut agg)?;
-                    let t = if t == DataType::Unknown {
-                        DataType::Text
-                    } else {
-                        t
-                    };
                     items.push((
                         x,
                         OutCol {
@@ -1176,6 +1178,7 @@ impl<'a> Binder<'a> {
                 ),
             };
             let mut on = on;
+            let mut merged: Vec<(String, usize, usize)> = Vec::new();
             for name in &using {
                 let l = scope.find(None, name)?.ok_or_else(|| {
                     err!(
@@ -1201,16 +1204,7 @@ impl<'a> Binder<'a> {
                     None => eq,
                     Some(prev) => Expr::And(Box::new(prev), Box::new(eq)),
                 });
-                combined.cols[left_width + r].hidden = true;
-            }
-            if !using.is_empty() && kind == JoinKind::Right {
-                // The merged column shows the right side's value.
-                for name in &using {
-                    if let (Some(l), Some(r)) = (scope.find(None, name)?, rs.find(None, name)?) {
-                        combined.cols[l].hidden = true;
-                        combined.cols[left_width + r].hidden = false;
-                    }
-                }
+                merged.push((name.clone(), l, left_width + r));
             }
             let right_width = rs.cols.len();
             plan = Plan::Join {
@@ -1222,6 +1216,36 @@ impl<'a> Binder<'a> {
                 left_width,
                 right_width,
             };
+            if !merged.is_empty() {
+                // USING/NATURAL: the join columns come first, once each (for a FULL join the
+                // value of whichever side has one); the originals stay reachable qualified.
+                let mut exprs = Vec::new();
+                let mut cols = Vec::new();
+                for (name, l, r) in &merged {
+                    let (lt, rt) = (combined.cols[*l].ty.clone(), combined.cols[*r].ty.clone());
+                    let ty = DataType::common(&lt, &rt).unwrap_or(lt.clone());
+                    exprs.push(match kind {
+                        JoinKind::Full => Expr::Coalesce(vec![Expr::Column(*l), Expr::Column(*r)]),
+                        JoinKind::Right => Expr::Column(*r),
+                        _ => Expr::Column(*l),
+                    });
+                    cols.push(ScopeCol {
+                        table: None,
+                        name: name.clone(),
+                        ty,
+                        hidden: false,
+                    });
+                    combined.cols[*l].hidden = true;
+                    combined.cols[*r].hidden = true;
+                }
+                exprs.extend((0..combined.cols.len()).map(Expr::Column));
+                cols.extend(combined.cols);
+                plan = Plan::Project {
+                    input: Box::new(plan),
+                    exprs,
+                };
+                combined = Scope { cols };
+            }
             scope = combined;
         }
         Ok((plan, scope))
@@ -2106,6 +2130,19 @@ impl<'a> Binder<'a> {
             } => {
                 let ty = data_type(dt)?;
                 let (x, xt) = self.expr(expr, scope, agg)?;
+                // An explicit cast to a length-limited string truncates (an assignment errors).
+                let limit = match &ty {
+                    DataType::Varchar(Some(n)) | DataType::Char(n) => Some(*n as i32),
+                    _ => None,
+                };
+                let (x, xt) = match limit {
+                    Some(n) => {
+                        let text = self.coerce_result(x, &xt, &DataType::Text)?;
+                        let n = Expr::Literal(Value::Int4(n));
+                        self.scalar_call("left", vec![(text, DataType::Text), (n, DataType::Int4)])?
+                    }
+                    None => (x, xt),
+                };
                 match x {
                     Expr::Literal(v) => (Expr::Literal(value::cast(v, &ty)?), ty),
                     Expr::Param(i, DataType::Unknown) => (
@@ -2242,6 +2279,15 @@ impl<'a> Binder<'a> {
                 } else {
                     b
                 };
+                // char(n) converts to text without its trailing blanks.
+                let a = match at {
+                    DataType::Char(_) => self.scalar_call("rtrim", vec![(a, DataType::Text)])?.0,
+                    _ => a,
+                };
+                let b = match bt {
+                    DataType::Char(_) => self.scalar_call("rtrim", vec![(b, DataType::Text)])?.0,
+                    _ => b,
+                };
                 let ty = if at == DataType::Bytea && bt == DataType::Bytea {
                     DataType::Bytea
                 } else {
@@ -2293,6 +2339,21 @@ impl<'a> Binder<'a> {
                     }
                 }
                 (Expr::Arith(aop, Box::new(a), Box::new(b), ty.clone()), ty)
+            }
+            B::PGExp => {
+                let at2 = if at == DataType::Unknown {
+                    DataType::Float8
+                } else {
+                    at.clone()
+                };
+                let bt2 = if bt == DataType::Unknown {
+                    DataType::Float8
+                } else {
+                    bt.clone()
+                };
+                let x = self.coerce(a, &at, &at2)?;
+                let y = self.coerce(b, &bt, &bt2)?;
+                self.scalar_call("power", vec![(x, at2), (y, bt2)])?
             }
             other => bail!(FEATURE_NOT_SUPPORTED, "operator {other} is not supported"),
         })
@@ -2350,6 +2411,7 @@ impl<'a> Binder<'a> {
         if f.over.is_some() {
             bail!(FEATURE_NOT_SUPPORTED, "window functions are not supported");
         }
+        let mut agg_order: Vec<ast::OrderByExpr> = Vec::new();
         let (args, distinct, star) = match &f.args {
             ast::FunctionArguments::None => (Vec::new(), false, false),
             ast::FunctionArguments::Subquery(_) => {
@@ -2374,6 +2436,12 @@ impl<'a> Binder<'a> {
                         ),
                     }
                 }
+                for c in &l.clauses {
+                    match c {
+                        ast::FunctionArgumentClause::OrderBy(ob) => agg_order = ob.clone(),
+                        other => bail!(FEATURE_NOT_SUPPORTED, "{other} is not supported"),
+                    }
+                }
                 (args, distinct, star)
             }
         };
@@ -2391,10 +2459,19 @@ impl<'a> Binder<'a> {
         };
         if let Some(func) = agg_func {
             if !agg.allowed {
-                bail!(GROUPING_ERROR, "aggregate functions are not allowed here");
+                bail!(
+                    GROUPING_ERROR,
+                    "aggregate functions are not allowed {}",
+                    agg.clause
+                        .map(|c| format!("in {c}"))
+                        .unwrap_or_else(|| "here".into())
+                );
             }
             // Arguments of an aggregate may not contain aggregates.
-            let mut inner = AggContext { allowed: false };
+            let mut inner = AggContext {
+                allowed: false,
+                clause: None,
+            };
             let mut bound = Vec::new();
             for a in &args {
                 bound.push(self.expr(a, scope, &mut inner).map_err(|e| {
@@ -2409,7 +2486,24 @@ impl<'a> Binder<'a> {
                 Some(fl) => Some(Box::new(self.expr(fl, scope, &mut inner)?.0)),
                 None => None,
             };
-            return self.aggregate(func, bound, distinct, filter, &name);
+            let mut order = Vec::new();
+            for ob in &agg_order {
+                let (desc, nulls_first) = order_options(ob);
+                let (x, _) = self.expr(&ob.expr, scope, &mut inner)?;
+                order.push(SortKey {
+                    expr: x,
+                    desc,
+                    nulls_first,
+                });
+            }
+            let (call, ty) = self.aggregate(func, bound, distinct, filter, &name)?;
+            return Ok(match call {
+                Expr::Agg(mut a) => {
+                    a.order_by = order;
+                    (Expr::Agg(a), ty)
+                }
+                other => (other, ty),
+            });
         }
         if distinct {
             bail!(
@@ -2479,8 +2573,17 @@ impl<'a> Binder<'a> {
                     _ => SeqOp::SetVal,
                 };
                 let mut rest = Vec::new();
-                for (x, t) in it {
-                    rest.push(self.coerce(x, &t, &DataType::Int8)?);
+                for (i, (x, t)) in it.enumerate() {
+                    let want = if i == 1 {
+                        DataType::Bool
+                    } else {
+                        DataType::Int8
+                    };
+                    rest.push(if t == want {
+                        x
+                    } else {
+                        self.coerce_result(x, &t, &want)?
+                    });
                 }
                 Ok((Expr::Sequence(op, seq, rest), DataType::Int8))
             }
@@ -2577,6 +2680,7 @@ impl<'a> Binder<'a> {
                 args: bound,
                 distinct,
                 filter,
+                order_by: Vec::new(),
                 ty: ty.clone(),
             })),
             ty,
@@ -2899,8 +3003,14 @@ fn literal(v: &ast::Value, b: &mut Binder) -> Result<(Expr, DataType)> {
             } else if let Ok(i) = n.parse::<i64>() {
                 (Expr::Literal(Value::Int8(i)), DataType::Int8)
             } else {
-                let d = value::parse_numeric(n)?;
-                (Expr::Literal(Value::Numeric(d)), DataType::Numeric(None))
+                match value::parse_numeric(n) {
+                    Ok(d) => (Expr::Literal(Value::Numeric(d)), DataType::Numeric(None)),
+                    // Beyond NUMERIC's 28 digits here: keep it as a double.
+                    Err(_) => (
+                        Expr::Literal(value::parse_as(n, &DataType::Float8)?),
+                        DataType::Float8,
+                    ),
+                }
             }
         }
         ast::Value::SingleQuotedString(s)

@@ -91,11 +91,19 @@ impl Shared {
         };
         let (next, limit) = entry;
         if (seq.increment > 0 && next > seq.max) || (seq.increment < 0 && next < seq.min) {
-            bail!(
-                OBJECT_NOT_IN_PREREQUISITE_STATE,
-                "nextval: reached maximum value of sequence \"{}\"",
-                seq.name
-            );
+            return Err(crate::error::Error::new(
+                "2200H",
+                format!(
+                    "nextval: reached {} value of sequence \"{}\" ({})",
+                    if seq.increment > 0 {
+                        "maximum"
+                    } else {
+                        "minimum"
+                    },
+                    seq.name,
+                    if seq.increment > 0 { seq.max } else { seq.min }
+                ),
+            ));
         }
         let mut limit = limit;
         if (seq.increment > 0 && next >= limit) || (seq.increment < 0 && next <= limit) {
@@ -208,7 +216,18 @@ impl SequenceOps for SessionSeqs<'_> {
                     .first()
                     .and_then(Value::as_i64)
                     .ok_or_else(|| err!(INVALID_PARAMETER_VALUE, "setval needs a value"))?;
-                self.shared.setval(&seq, v)?;
+                if v < seq.min || v > seq.max {
+                    bail!(
+                        NUMERIC_VALUE_OUT_OF_RANGE,
+                        "setval: value {v} is out of bounds for sequence \"{name}\" ({}..{})",
+                        seq.min,
+                        seq.max
+                    );
+                }
+                // setval(seq, v, false): the next nextval returns v itself.
+                let is_called = !matches!(args.get(1), Some(Value::Bool(false)));
+                let last = if is_called { v } else { v - seq.increment };
+                self.shared.setval(&seq, last)?;
                 self.currval.insert(name.to_string(), v);
                 Ok(Value::Int8(v))
             }
@@ -321,7 +340,7 @@ impl Session {
         self.with_txn(true, |txn, _| {
             let mut binder = Binder::new(txn, param_types.to_vec());
             let cols = match statement {
-                ast::Statement::Query(q) => binder.query(q)?.1,
+                ast::Statement::Query(q) => bind_plan(&mut binder, q)?.1,
                 ast::Statement::Insert(i) => {
                     let b = dml::bind_insert(&mut binder, i, shared.clone())?;
                     let _ = b;
@@ -730,7 +749,12 @@ impl SequenceOps for NoSequences {
 }
 
 fn bind_plan(binder: &mut Binder, q: &ast::Query) -> Result<(Plan, Vec<OutCol>)> {
-    let (plan, cols) = binder.query(q)?;
+    let (plan, mut cols) = binder.query(q)?;
+    for c in &mut cols {
+        if c.ty == DataType::Unknown {
+            c.ty = DataType::Text;
+        }
+    }
     Ok((optimize(plan), cols))
 }
 
