@@ -40,7 +40,14 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(binder: &mut Binder, table: Rc<Table>, shared: Arc<Shared>) -> Result<Writer> {
+    /// A writer for a statement; `inserts_only` skips finding the foreign keys that point at
+    /// this table (only updates and deletes of existing rows must honour them).
+    pub fn new(
+        binder: &mut Binder,
+        table: Rc<Table>,
+        shared: Arc<Shared>,
+        inserts_only: bool,
+    ) -> Result<Writer> {
         let scope = table_scope(&table, false);
         let mut checks = Vec::new();
         for c in &table.checks {
@@ -49,7 +56,12 @@ impl Writer {
             checks.push((c.name.clone(), x));
         }
         let mut referencing = Vec::new();
-        for t in catalog::tables(binder.txn)? {
+        let others = if inserts_only {
+            Vec::new()
+        } else {
+            catalog::tables(binder.txn)?
+        };
+        for t in others {
             for (i, fk) in t.foreign_keys.iter().enumerate() {
                 if fk.ref_table == table.name {
                     referencing.push((t.clone(), i));
@@ -376,7 +388,7 @@ impl Writer {
     /// A writer for cascaded changes (its CHECKs bound on the fly).
     fn new_unchecked(table: Rc<Table>, shared: Arc<Shared>, cx: &mut Cx) -> Result<Writer> {
         let mut binder = Binder::new(cx.txn, Vec::new());
-        Writer::new(&mut binder, table, shared)
+        Writer::new(&mut binder, table, shared, false)
     }
 }
 
@@ -697,7 +709,7 @@ pub fn bind_insert(binder: &mut Binder, ins: &ast::Insert, shared: Arc<Shared>) 
         Some(other) => bail!(FEATURE_NOT_SUPPORTED, "{other} is not supported"),
     };
     let ret = returning(binder, &ins.returning, &scope)?;
-    let writer = Writer::new(binder, table, shared)?;
+    let writer = Writer::new(binder, table, shared, true)?;
     Ok(Insert {
         writer,
         source,
@@ -919,7 +931,7 @@ fn bind_change(
     alias_scope(&mut ret_scope, alias);
     let ret = returning(binder, ret_items, &ret_scope)?;
     let _ = width;
-    let writer = Writer::new(binder, table, shared)?;
+    let writer = Writer::new(binder, table, shared, false)?;
     Ok(Change {
         writer,
         source: optimize(source),

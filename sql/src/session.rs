@@ -844,7 +844,8 @@ fn execute_statement(
             let mut cx = cx!(txn);
             let rows = exec::run_plan(&plan, &mut cx, None)?;
             let mut binder = Binder::new(cx.txn, Vec::new());
-            let writer = dml::Writer::new(&mut binder, std::rc::Rc::new(table), shared.clone())?;
+            let writer =
+                dml::Writer::new(&mut binder, std::rc::Rc::new(table), shared.clone(), true)?;
             for r in &rows {
                 writer.insert(r, &mut cx)?;
             }
@@ -994,7 +995,7 @@ fn execute_statement(
                     _ => None,
                 });
             }
-            let writer = dml::Writer::new(&mut binder, table.clone(), shared.clone())?;
+            let writer = dml::Writer::new(&mut binder, table.clone(), shared.clone(), true)?;
             let rows = crate::copy::parse(&data, &fmt)?;
             let mut cx = cx!(txn);
             for (ln, fields) in rows.iter().enumerate() {
