@@ -197,6 +197,135 @@ pub fn decode_chain(buf: &[u8]) -> Result<Vec<Version>> {
     Ok(out)
 }
 
+/// The versions of an encoded chain, in place, newest first: (commit_ts, value; None for a
+/// tombstone). Checks the whole chain as `decode_chain` does.
+fn chain_versions(buf: &[u8]) -> Result<ChainVersions<'_>> {
+    let mut r = Reader::new(buf, "version chain");
+    if r.u8()? != 1 {
+        return Err(r.bad("unknown chain format"));
+    }
+    let count = r.varint()?;
+    let start = r.at;
+    for _ in 0..count {
+        r.u64()?;
+        match r.u8()? {
+            0 => {
+                r.bytes()?;
+            }
+            1 => {}
+            _ => return Err(r.bad("unknown version kind")),
+        }
+    }
+    r.finish()?;
+    r.at = start;
+    Ok(ChainVersions { r, left: count })
+}
+
+/// Iterator of `chain_versions`, over a chain already checked.
+struct ChainVersions<'a> {
+    r: Reader<'a>,
+    left: u64,
+}
+
+impl<'a> Iterator for ChainVersions<'a> {
+    type Item = (u64, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let ts = self.r.u64().expect("invariant: chain checked");
+        let value = match self.r.u8().expect("invariant: chain checked") {
+            0 => Some(self.r.bytes().expect("invariant: chain checked")),
+            _ => None,
+        };
+        Some((ts, value))
+    }
+}
+
+/// `visible` on an encoded chain, without decoding it: the value visible at `snapshot_ts`
+/// (None: no version is visible; Some(None): a visible delete).
+pub fn visible_encoded(buf: &[u8], snapshot_ts: u64) -> Result<Option<Option<&[u8]>>> {
+    // The common chain, one version with a short value: [1, 1, ts, 0, len < 128, value].
+    if buf.len() >= 12
+        && buf[..2] == [1, 1]
+        && buf[10] == 0
+        && buf[11] < 0x80
+        && buf.len() == 12 + buf[11] as usize
+    {
+        let ts = u64::from_le_bytes(buf[2..10].try_into().expect("8 bytes"));
+        return Ok((ts <= snapshot_ts).then_some(Some(&buf[12..])));
+    }
+    Ok(chain_versions(buf)?
+        .find(|(ts, _)| *ts <= snapshot_ts)
+        .map(|(_, v)| v))
+}
+
+/// The commit timestamp of the newest version of an encoded chain (None if it has none).
+pub fn newest_encoded(buf: &[u8]) -> Result<Option<u64>> {
+    Ok(chain_versions(buf)?.next().map(|(ts, _)| ts))
+}
+
+fn put_version(out: &mut Vec<u8>, ts: u64, value: Option<&[u8]>) {
+    out.extend_from_slice(&ts.to_le_bytes());
+    match value {
+        Some(v) => {
+            out.push(0);
+            put_bytes(out, v);
+        }
+        None => out.push(1),
+    }
+}
+
+/// `add_version` on encoded chains: adds the version (`commit_ts`, `value`) to the chain `old`
+/// (None: the key has no chain yet), prunes, and appends the encoding of the result to `out`.
+/// Returns false, leaving `out` alone, when the key is to be removed. The bytes are exactly
+/// `encode_chain(&add_version(decode_chain(old)?, version, gc_watermark)?)`.
+pub fn add_version_encoded(
+    old: Option<&[u8]>,
+    commit_ts: u64,
+    value: Option<&[u8]>,
+    gc_watermark: u64,
+    out: &mut Vec<u8>,
+) -> Result<bool> {
+    let Some(old) = old else {
+        // A fresh chain of one version: pruning can only drop it if it is a tombstone that
+        // every snapshot sees.
+        if value.is_none() && commit_ts <= gc_watermark {
+            return Ok(false);
+        }
+        out.reserve(12 + value.map_or(0, <[u8]>::len));
+        out.push(1);
+        put_varint(out, 1);
+        put_version(out, commit_ts, value);
+        return Ok(true);
+    };
+    let mut chain: Vec<(u64, Option<&[u8]>)> = chain_versions(old)?.collect();
+    if !chain.iter().any(|(ts, _)| *ts == commit_ts) {
+        let at = chain
+            .iter()
+            .position(|(ts, _)| *ts < commit_ts)
+            .unwrap_or(chain.len());
+        chain.insert(at, (commit_ts, value));
+    }
+    if let Some(keep) = chain.iter().position(|(ts, _)| *ts <= gc_watermark) {
+        chain.truncate(keep + 1);
+        if chain.len() == 1 && chain[0].1.is_none() {
+            return Ok(false);
+        }
+    }
+    if chain.is_empty() {
+        return Ok(false);
+    }
+    out.push(1);
+    put_varint(out, chain.len() as u64);
+    for (ts, v) in chain {
+        put_version(out, ts, v);
+    }
+    Ok(true)
+}
+
 /// The version visible at `snapshot_ts`: the newest with commit_ts <= snapshot_ts.
 /// Returns None if no version is visible, Some(None) for a visible delete.
 pub fn visible(chain: &[Version], snapshot_ts: u64) -> Option<&Option<Vec<u8>>> {
@@ -237,32 +366,125 @@ pub fn prune(mut chain: Vec<Version>, gc_watermark: u64) -> Option<Vec<Version>>
     (!chain.is_empty()).then_some(chain)
 }
 
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn bytes_len(b: &[u8]) -> usize {
+    varint_len(b.len() as u64) + b.len()
+}
+
+/// Encoded size of a write operation.
+fn write_len(tree: &str, key: &[u8], value: Option<&[u8]>) -> usize {
+    2 + bytes_len(tree.as_bytes()) + bytes_len(key) + value.map_or(0, bytes_len)
+}
+
+fn encode_write(out: &mut Vec<u8>, tree: &str, key: &[u8], value: Option<&[u8]>) {
+    out.push(3);
+    put_bytes(out, tree.as_bytes());
+    put_bytes(out, key);
+    match value {
+        Some(v) => {
+            out.push(1);
+            put_bytes(out, v);
+        }
+        None => out.push(0),
+    }
+}
+
+fn op_len(op: &Op) -> usize {
+    match op {
+        Op::CreateTree(name) | Op::DropTree(name) => 1 + bytes_len(name.as_bytes()),
+        Op::Write { tree, key, value } => write_len(tree, key, value.as_deref()),
+    }
+}
+
+fn encode_op(out: &mut Vec<u8>, op: &Op) {
+    match op {
+        Op::CreateTree(name) => {
+            out.push(1);
+            put_bytes(out, name.as_bytes());
+        }
+        Op::DropTree(name) => {
+            out.push(2);
+            put_bytes(out, name.as_bytes());
+        }
+        Op::Write { tree, key, value } => encode_write(out, tree, key, value.as_deref()),
+    }
+}
+
 fn encode_ops(out: &mut Vec<u8>, ops: &[Op]) {
     put_varint(out, ops.len() as u64);
     for op in ops {
-        match op {
-            Op::CreateTree(name) => {
-                out.push(1);
-                put_bytes(out, name.as_bytes());
-            }
-            Op::DropTree(name) => {
-                out.push(2);
-                put_bytes(out, name.as_bytes());
-            }
-            Op::Write { tree, key, value } => {
-                out.push(3);
-                put_bytes(out, tree.as_bytes());
-                put_bytes(out, key);
-                match value {
-                    Some(v) => {
-                        out.push(1);
-                        put_bytes(out, v);
-                    }
-                    None => out.push(0),
-                }
-            }
-        }
+        encode_op(out, op);
     }
+}
+
+/// The size of the Commit record whose operations are `tree_ops` followed by `writes` (tree,
+/// key, value).
+pub(crate) fn commit_len<'a>(
+    tree_ops: &[Op],
+    writes: impl Iterator<Item = (&'a str, &'a [u8], Option<&'a [u8]>)>,
+) -> usize {
+    let (count, size) = writes.fold((0usize, 0usize), |(n, size), (t, k, v)| {
+        (n + 1, size + write_len(t, k, v))
+    });
+    let count = count + tree_ops.len();
+    17 + varint_len(count as u64) + size + tree_ops.iter().map(op_len).sum::<usize>()
+}
+
+/// Encodes that Commit record (the same bytes as `Record::Commit { .. }.encode()` of the
+/// operation list), handing it to `sink` in pieces of about `piece` bytes.
+pub(crate) fn encode_commit_pieces<'a, E>(
+    commit_ts: u64,
+    gc_watermark: u64,
+    tree_ops: &[Op],
+    writes: impl Iterator<Item = (&'a str, &'a [u8], Option<&'a [u8]>)> + Clone,
+    piece: usize,
+    sink: &mut dyn FnMut(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let count = writes.clone().count() + tree_ops.len();
+    let mut out = Vec::with_capacity(piece + 64);
+    out.push(1);
+    out.extend_from_slice(&commit_ts.to_le_bytes());
+    out.extend_from_slice(&gc_watermark.to_le_bytes());
+    put_varint(&mut out, count as u64);
+    for op in tree_ops {
+        encode_op(&mut out, op);
+    }
+    for (tree, key, value) in writes {
+        if out.len() >= piece {
+            sink(&out)?;
+            out.clear();
+        }
+        encode_write(&mut out, tree, key, value);
+    }
+    sink(&out)
+}
+
+/// That Commit record appended to `out` whole.
+pub(crate) fn encode_commit<'a>(
+    out: &mut Vec<u8>,
+    commit_ts: u64,
+    gc_watermark: u64,
+    tree_ops: &[Op],
+    writes: impl Iterator<Item = (&'a str, &'a [u8], Option<&'a [u8]>)> + Clone,
+) {
+    let size = commit_len(tree_ops, writes.clone());
+    out.reserve(size);
+    let start = out.len();
+    let _ = encode_commit_pieces(
+        commit_ts,
+        gc_watermark,
+        tree_ops,
+        writes,
+        usize::MAX,
+        &mut |piece| {
+            out.extend_from_slice(piece);
+            Ok::<(), std::convert::Infallible>(())
+        },
+    );
+    debug_assert_eq!(out.len() - start, size, "invariant: size computed exactly");
 }
 
 fn decode_ops(r: &mut Reader<'_>) -> Result<Vec<Op>> {
@@ -394,6 +616,95 @@ mod tests {
         assert_eq!(chain, vec![v(30, Some("c")), v(20, Some("b"))]);
         // A delete that every snapshot sees removes the key altogether.
         assert_eq!(add_version(chain, v(40, None), 40), None);
+    }
+
+    #[test]
+    fn encoded_chain_operations_match_decoded_ones() {
+        let chains = [
+            vec![],
+            vec![v(30, None), v(20, Some("b")), v(10, Some("a"))],
+            vec![v(20, Some("b"))],
+            vec![v(20, None)],
+            vec![v(50, Some(""))],
+        ];
+        for chain in &chains {
+            let enc = (!chain.is_empty()).then(|| encode_chain(chain));
+            for snap in [0, 5, 10, 20, 25, 30, 99] {
+                if let Some(enc) = &enc {
+                    let want = visible(chain, snap).map(|v| v.as_deref());
+                    assert_eq!(visible_encoded(enc, snap).unwrap(), want);
+                    assert_eq!(
+                        newest_encoded(enc).unwrap(),
+                        chain.first().map(|v| v.commit_ts)
+                    );
+                }
+            }
+            for ts in [10, 20, 25, 40] {
+                for value in [None, Some(&b"new"[..])] {
+                    for wm in [0, 15, 20, 30, 40, 60] {
+                        let version = Version {
+                            commit_ts: ts,
+                            value: value.map(<[u8]>::to_vec),
+                        };
+                        let want =
+                            add_version(chain.clone(), version, wm).map(|c| encode_chain(&c));
+                        let mut out = vec![9];
+                        let kept =
+                            add_version_encoded(enc.as_deref(), ts, value, wm, &mut out).unwrap();
+                        assert_eq!(kept, want.is_some(), "{chain:?} + {ts} at {wm}");
+                        if let Some(want) = want {
+                            assert_eq!(&out[1..], &want[..], "{chain:?} + {ts} at {wm}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(visible_encoded(&[1, 1, 0], 5).is_err());
+        let mut out = Vec::new();
+        assert!(add_version_encoded(Some(&[2]), 1, None, 0, &mut out).is_err());
+    }
+
+    #[test]
+    fn commit_encoded_from_parts_matches_the_record() {
+        let tree_ops = vec![Op::DropTree("u".into()), Op::CreateTree("t".into())];
+        let big = vec![7u8; 300];
+        type Write<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+        let writes: Vec<Write> = vec![
+            ("t", b"a", Some(b"1")),
+            ("t", b"b", None),
+            ("u", &[0; 200], Some(&big)),
+        ];
+        let mut ops = tree_ops.clone();
+        ops.extend(writes.iter().map(|(t, k, v)| Op::Write {
+            tree: t.to_string(),
+            key: k.to_vec(),
+            value: v.map(<[u8]>::to_vec),
+        }));
+        let rec = Record::Commit {
+            commit_ts: 9,
+            gc_watermark: 4,
+            ops,
+        };
+        let mut out = vec![0; 20];
+        encode_commit(&mut out, 9, 4, &tree_ops, writes.iter().copied());
+        assert_eq!(&out[20..], &rec.encode()[..]);
+        assert_eq!(
+            commit_len(&tree_ops, writes.iter().copied()),
+            out.len() - 20
+        );
+        let mut pieces = Vec::new();
+        encode_commit_pieces(9, 4, &tree_ops, writes.iter().copied(), 10, &mut |p| {
+            assert!(!p.is_empty() && p.len() < 10 + 520, "piece of {}", p.len());
+            pieces.extend_from_slice(p);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(pieces, rec.encode());
+        for v in [0u64, 1, 127, 128, 16383, 16384, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(b.len(), varint_len(v), "{v}");
+        }
     }
 
     #[test]

@@ -1,14 +1,22 @@
 //! `Database`: opening, the commit pipeline, checkpoints, recovery, prepared transactions.
 //!
-//! LIFE OF A COMMIT (`commit_ops`):
+//! LIFE OF A COMMIT (`commit_changes`):
 //!
 //! 1. Under the commit lock: SERIALIZABLE read-set validation against later commits; a commit
-//!    timestamp from the `TimestampSource`; the writes are applied to the trees as new versions
-//!    (invisible: above every snapshot); the timestamp joins the in-flight set.
+//!    timestamp from the `TimestampSource`; the timestamp joins the in-flight set; the writes are
+//!    applied to the trees as new versions (invisible: above every snapshot), tree by tree in one
+//!    pass over each (`TreeStore::update`: keys in order, each leaf changed once).
 //! 2. Outside the lock: the logical record is appended to the WAL, which returns once it is
-//!    durable per the sync mode; concurrent committers share one fsync (group commit).
+//!    durable per the sync mode; concurrent committers share one fsync (group commit). The record
+//!    is encoded straight from the transaction's write set.
 //! 3. The timestamp leaves the in-flight set; the visible timestamp (what new snapshots see)
 //!    advances to just below the oldest commit still in flight; row locks are released.
+//!
+//! A LARGE transaction (`LOG_AHEAD_WRITES` rows or more) does steps 1 and 2 at once: a helper
+//! thread streams its record to the WAL (`Wal::append_streamed`) while this thread applies it,
+//! so the log write and fsync overlap the tree work. Step 3 still waits for both. If applying
+//! fails after the record reached the log, the database stops (`Error::Failed`) and the commit
+//! may reappear at the next open, like a commit whose WAL write failed.
 //!
 //! So a commit is never visible before it is durable, and visibility follows timestamp order.
 //!
@@ -29,18 +37,18 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use strata_storage::{BlockDevice, FileDevice, MemDevice};
 
-use crate::codec::{self, Op, Record, Version};
+use crate::codec::{self, Op, Record};
 use crate::error::{Error, Result};
 use crate::locks::{LockKey, LockTable, TxnId};
-use crate::store::{StoreOptions, TreeStore, VerifyReport};
-use crate::txn::{Isolation, Txn};
-use crate::wal::{Lsn, SyncMode, Wal};
+use crate::store::{StoreError, StoreOptions, TreeStore, VerifyReport};
+use crate::txn::{Batch, Isolation, Txn};
+use crate::wal::{self, Lsn, SyncMode, Wal};
 
 /// Where commit timestamps come from: a local counter embedded, a timestamp oracle in a cluster.
 pub trait TimestampSource: Send + Sync {
@@ -123,6 +131,19 @@ pub(crate) struct Prepared {
     pub lsn: Lsn,
 }
 
+/// A transaction writing at least this many rows is logged in parallel with applying it, its
+/// record streamed to the WAL in pieces of `LOG_PIECE_BYTES`.
+const LOG_AHEAD_WRITES: usize = 4096;
+const LOG_PIECE_BYTES: usize = 1 << 20;
+
+/// The WAL frame of a transaction's Commit record, encoded straight from its batch (no operation
+/// list, and the payload is not copied again by the WAL).
+fn commit_frame(batch: &Batch, ts: u64, watermark: u64) -> Vec<u8> {
+    let mut frame = vec![0u8; wal::FRAME_HEADER_LEN as usize];
+    codec::encode_commit(&mut frame, ts, watermark, &batch.tree_ops, batch.writes());
+    frame
+}
+
 /// A commit that SERIALIZABLE transactions must validate against.
 struct RecentCommit {
     ts: u64,
@@ -178,6 +199,35 @@ pub(crate) struct Shared {
     inflight_done: Condvar,
     next_txn: AtomicU64,
     failed: Mutex<Option<String>>,
+    /// Set (after `failed`) once the database has failed: the fast path of `check_failed`.
+    has_failed: AtomicBool,
+}
+
+/// What a commit applies and logs.
+enum Changes {
+    /// A transaction's buffered changes.
+    Batch(Batch),
+    /// An operation list (a prepared transaction's).
+    Ops(Vec<Op>),
+}
+
+impl Changes {
+    /// The rows written, for SERIALIZABLE validation of later commits.
+    fn written_keys(&self) -> Vec<LockKey> {
+        match self {
+            Changes::Batch(b) => b
+                .writes()
+                .map(|(tree, key, _)| (tree.to_string(), key.to_vec()))
+                .collect(),
+            Changes::Ops(ops) => ops
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Write { tree, key, .. } => Some((tree.clone(), key.clone())),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A database: a handle that is cheap to clone and usable from many threads.
@@ -257,6 +307,7 @@ impl Database {
             inflight_done: Condvar::new(),
             next_txn: AtomicU64::new(1),
             failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
         });
         shared.recover(records)?;
         Ok(Database { shared })
@@ -377,6 +428,9 @@ impl Shared {
     }
 
     pub fn check_failed(&self) -> Result<()> {
+        if !self.has_failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &*self.failed.lock().expect("invariant: lock not poisoned") {
             Some(why) => Err(Error::Failed(why.clone())),
             None => Ok(()),
@@ -386,6 +440,7 @@ impl Shared {
     fn fail(&self, err: Error) -> Error {
         let mut failed = self.failed.lock().expect("invariant: lock not poisoned");
         failed.get_or_insert_with(|| err.to_string());
+        self.has_failed.store(true, Ordering::Release);
         err
     }
 
@@ -416,8 +471,8 @@ impl Shared {
         ts
     }
 
-    /// Forgets a finished transaction and releases its locks.
-    pub fn unregister(&self, id: TxnId) {
+    /// Forgets a finished transaction and releases its locks (if it took any: `locked`).
+    pub fn unregister(&self, id: TxnId, locked: bool) {
         {
             let mut state = self.lock_state();
             state.snapshots.remove(&id);
@@ -428,25 +483,47 @@ impl Shared {
                 None => state.recent.clear(),
             }
         }
-        self.locks.release_all(id);
+        if locked {
+            self.locks.release_all(id);
+        }
     }
 
-    /// The newest committed version of a key (ignoring snapshots), for write-conflict checks.
-    pub fn newest_version(&self, tree: &str, key: &[u8]) -> Result<Option<Version>> {
+    /// The commit timestamp of the newest committed version of a key (ignoring snapshots), for
+    /// write-conflict checks.
+    pub fn newest_version_ts(&self, tree: &str, key: &[u8]) -> Result<Option<u64>> {
         if !self.store.has_tree(tree) {
             return Ok(None);
         }
-        match self.store.get(tree, key)? {
-            Some(raw) => Ok(codec::decode_chain(&raw)?.into_iter().next()),
-            None => Ok(None),
-        }
+        let newest = self.store.get_with(tree, key, codec::newest_encoded)?;
+        Ok(newest.flatten())
+    }
+
+    /// Commits a transaction's buffered changes (see `commit_changes`).
+    pub(crate) fn commit_batch(
+        &self,
+        batch: Batch,
+        validate: Option<&dyn Fn(&LockKey) -> bool>,
+        start_ts: u64,
+    ) -> Result<u64> {
+        self.commit_changes(Changes::Batch(batch), validate, start_ts, None)
+    }
+
+    /// Commits an operation list (a prepared transaction's, with its global id).
+    pub fn commit_ops(
+        &self,
+        ops: Vec<Op>,
+        validate: Option<&dyn Fn(&LockKey) -> bool>,
+        start_ts: u64,
+        prepared_gid: Option<&str>,
+    ) -> Result<u64> {
+        self.commit_changes(Changes::Ops(ops), validate, start_ts, prepared_gid)
     }
 
     /// Steps 1-3 of a commit (see the module doc). `validate` holds a SERIALIZABLE transaction's
     /// read-set check. Returns the commit timestamp.
-    pub fn commit_ops(
+    fn commit_changes(
         &self,
-        ops: Vec<Op>,
+        changes: Changes,
         validate: Option<&dyn Fn(&LockKey) -> bool>,
         start_ts: u64,
         prepared_gid: Option<&str>,
@@ -473,43 +550,101 @@ impl Shared {
             state.inflight.insert(ts);
             (ts, state.gc_watermark())
         };
-        if let Err(e) = self.apply(&ops, ts, watermark) {
-            return Err(self.fail(e));
-        }
-        {
-            let mut state = self.lock_state();
-            if !state.serializable.is_empty() {
-                let keys: Vec<LockKey> = ops
-                    .iter()
-                    .filter_map(|op| match op {
-                        Op::Write { tree, key, .. } => Some((tree.clone(), key.clone())),
-                        _ => None,
+        if let (Changes::Batch(batch), Some(wal), None) = (&changes, &self.wal, prepared_gid) {
+            if batch.write_count() >= LOG_AHEAD_WRITES {
+                // A large transaction: a helper thread logs it while this one applies it, so the
+                // WAL write and fsync overlap the tree work. Visibility still waits for both.
+                let log = || {
+                    let len = codec::commit_len(&batch.tree_ops, batch.writes());
+                    wal.append_streamed(len, &mut |sink| {
+                        codec::encode_commit_pieces(
+                            ts,
+                            watermark,
+                            &batch.tree_ops,
+                            batch.writes(),
+                            LOG_PIECE_BYTES,
+                            sink,
+                        )
                     })
-                    .collect();
-                state.recent.push(RecentCommit {
-                    ts,
-                    keys: Arc::new(keys),
+                };
+                let result = std::thread::scope(|s| {
+                    // Without a thread to spare, log after applying, on this one.
+                    let logger = std::thread::Builder::new().spawn_scoped(s, log).ok();
+                    let applied = self.apply_batch(batch, ts, watermark);
+                    if applied.is_ok() {
+                        self.note_recent(&changes, ts);
+                    }
+                    drop(guard);
+                    applied?;
+                    let logged = match logger {
+                        Some(logger) => logger
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                        None => log(),
+                    };
+                    logged.map(drop).map_err(Error::from)
                 });
+                drop(changes);
+                if let Err(e) = result {
+                    return Err(self.fail(e));
+                }
+                return self.finish_commit(ts);
             }
         }
-        drop(guard);
-        let record = match prepared_gid {
-            Some(gid) => Record::CommitPrepared {
-                gid: gid.to_string(),
-                commit_ts: ts,
-                gc_watermark: watermark,
-            },
-            None => Record::Commit {
-                commit_ts: ts,
-                gc_watermark: watermark,
-                ops,
-            },
+        let applied = match &changes {
+            Changes::Batch(batch) => self.apply_batch(batch, ts, watermark),
+            Changes::Ops(ops) => self.apply(ops, ts, watermark),
         };
+        if let Err(e) = applied {
+            return Err(self.fail(e));
+        }
+        self.note_recent(&changes, ts);
+        drop(guard);
         if let Some(wal) = &self.wal {
-            if let Err(e) = wal.append(&record.encode()) {
+            let appended = match (prepared_gid, changes) {
+                (Some(gid), _) => wal.append(
+                    &Record::CommitPrepared {
+                        gid: gid.to_string(),
+                        commit_ts: ts,
+                        gc_watermark: watermark,
+                    }
+                    .encode(),
+                ),
+                (None, Changes::Batch(batch)) => {
+                    let frame = commit_frame(&batch, ts, watermark);
+                    drop(batch);
+                    wal.append_framed(frame)
+                }
+                (None, Changes::Ops(ops)) => wal.append(
+                    &Record::Commit {
+                        commit_ts: ts,
+                        gc_watermark: watermark,
+                        ops,
+                    }
+                    .encode(),
+                ),
+            };
+            if let Err(e) = appended {
                 return Err(self.fail(e.into()));
             }
         }
+        self.finish_commit(ts)
+    }
+
+    /// Records a commit's rows for the validation of SERIALIZABLE transactions running now.
+    fn note_recent(&self, changes: &Changes, ts: u64) {
+        let mut state = self.lock_state();
+        if !state.serializable.is_empty() {
+            let keys = changes.written_keys();
+            state.recent.push(RecentCommit {
+                ts,
+                keys: Arc::new(keys),
+            });
+        }
+    }
+
+    /// Step 3 of a commit: once applied and logged, it becomes visible.
+    fn finish_commit(&self, ts: u64) -> Result<u64> {
         {
             let mut state = self.lock_state();
             state.inflight.remove(&ts);
@@ -523,37 +658,80 @@ impl Shared {
 
     /// Applies operations as versions at `ts`. Deterministic and idempotent.
     fn apply(&self, ops: &[Op], ts: u64, watermark: u64) -> Result<()> {
-        for op in ops {
+        let mut rest = ops;
+        while let Some(op) = rest.first() {
             match op {
-                Op::CreateTree(name) => {
-                    if !self.store.has_tree(name) {
-                        self.store.create_tree(name)?;
-                    }
+                Op::CreateTree(_) | Op::DropTree(_) => {
+                    self.apply_tree_op(op)?;
+                    rest = &rest[1..];
                 }
-                Op::DropTree(name) => {
-                    if self.store.has_tree(name) {
-                        self.store.drop_tree(name)?;
-                    }
-                }
-                Op::Write { tree, key, value } => {
-                    let chain = match self.store.get(tree, key)? {
-                        Some(raw) => codec::decode_chain(&raw)?,
-                        None => Vec::new(),
-                    };
-                    let version = Version {
-                        commit_ts: ts,
-                        value: value.clone(),
-                    };
-                    match codec::add_version(chain, version, watermark) {
-                        Some(chain) => self.store.put(tree, key, &codec::encode_chain(&chain))?,
-                        None => {
-                            self.store.delete(tree, key)?;
-                        }
-                    }
+                Op::Write { tree, .. } => {
+                    // A run of writes to one tree goes to the store in one pass.
+                    let n = rest
+                        .iter()
+                        .take_while(|op| matches!(op, Op::Write { tree: t, .. } if t == tree))
+                        .count();
+                    let run = rest[..n].iter().filter_map(|op| match op {
+                        Op::Write { key, value, .. } => Some((key.as_slice(), value.as_deref())),
+                        _ => None,
+                    });
+                    self.apply_writes(tree, run, ts, watermark)?;
+                    rest = &rest[n..];
                 }
             }
         }
         Ok(())
+    }
+
+    /// `apply` for a transaction's batch: its tree operations, then its writes tree by tree.
+    fn apply_batch(&self, batch: &Batch, ts: u64, watermark: u64) -> Result<()> {
+        for op in &batch.tree_ops {
+            self.apply_tree_op(op)?;
+        }
+        for (tree, writes) in &batch.writes {
+            self.apply_writes(tree, writes.iter(), ts, watermark)?;
+        }
+        Ok(())
+    }
+
+    fn apply_tree_op(&self, op: &Op) -> Result<()> {
+        match op {
+            Op::CreateTree(name) => {
+                if !self.store.has_tree(name) {
+                    self.store.create_tree(name)?;
+                }
+            }
+            Op::DropTree(name) => {
+                if self.store.has_tree(name) {
+                    self.store.drop_tree(name)?;
+                }
+            }
+            Op::Write { .. } => unreachable!("not a tree operation"),
+        }
+        Ok(())
+    }
+
+    /// Adds a version at `ts` to each key of `writes` (in one pass over the tree when the keys
+    /// ascend), pruning chains with `watermark`.
+    fn apply_writes<'k>(
+        &self,
+        tree: &str,
+        writes: impl Iterator<Item = (&'k [u8], Option<&'k [u8]>)>,
+        ts: u64,
+        watermark: u64,
+    ) -> Result<()> {
+        let mut bad_chain = None;
+        let result = self.store.update(tree, writes, |old, value, out| {
+            codec::add_version_encoded(old, ts, value, watermark, out).map_err(|e| {
+                bad_chain = Some(e);
+                StoreError::Invalid("malformed version chain".into())
+            })
+        });
+        match (result, bad_chain) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Some(e)) => Err(e),
+            (Err(e), None) => Err(e.into()),
+        }
     }
 
     /// Writes a Prepare record (durably) and turns the transaction into a prepared one that owns

@@ -38,7 +38,9 @@
 //! `Arc` of the page: holding it pins the page (the clock skips frames whose `Arc` is shared).
 //! Writers hold the store's exclusive lock and `take` a page out of the pool, change it, and
 //! `put` it back dirty, so no page is ever changed while someone reads it. The bound is soft:
-//! if every frame is pinned, the pool grows past it until pins are released.
+//! if every frame is pinned, the pool grows past it until pins are released. Evicting a dirty
+//! page writes the run of contiguous dirty unpinned pages around it in one device call (they stay
+//! cached, clean), and the buffers of evicted pages are reused for the next loads.
 //!
 //! LEFT OUT: shrinking the file when its tail is free; an incremental freelist (the whole list
 //! is rewritten at every checkpoint: 8 bytes per free page).
@@ -98,6 +100,9 @@ struct Frame {
     referenced: bool,
 }
 
+/// Page buffers kept from evicted frames for the next loads, at most.
+const SPARE_BUFFERS: usize = 32;
+
 /// The buffer pool proper: frames, the id map, and the clock hand.
 struct Pool {
     capacity: usize,
@@ -105,6 +110,10 @@ struct Pool {
     frames: Vec<Frame>,
     empty: Vec<usize>,
     hand: usize,
+    /// Buffers of evicted pages, reused by loads (saves allocating and zeroing a page).
+    spare: Vec<Vec<u8>>,
+    /// Where runs of evicted dirty pages are gathered for one device write.
+    staging: Vec<u8>,
 }
 
 impl Pool {
@@ -115,6 +124,17 @@ impl Pool {
             frames: Vec::new(),
             empty: Vec::new(),
             hand: 0,
+            spare: Vec::new(),
+            staging: Vec::new(),
+        }
+    }
+
+    /// Keeps the buffer of a page leaving the pool for reuse, if no reader still holds it.
+    fn recycle(&mut self, data: Arc<Vec<u8>>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            if let Ok(buf) = Arc::try_unwrap(data) {
+                self.spare.push(buf);
+            }
         }
     }
 
@@ -195,8 +215,17 @@ fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
+/// The frame of page `id` if it is dirty and unpinned (can be written back now).
+fn flushable(pool: &Pool, id: PageId) -> Option<usize> {
+    let &slot = pool.map.get(&id)?;
+    let f = &pool.frames[slot];
+    (f.dirty && f.data.as_ref().is_some_and(|d| Arc::strong_count(d) == 1)).then_some(slot)
+}
+
 /// Evicts frames until the pool is under its capacity (or only pinned frames remain). A dirty
-/// victim is written to its own page first; if that fails the frame stays and the error is kept.
+/// victim is written to its own page first, together with the dirty unpinned pages around it
+/// (one device call for the run; those stay cached, clean); if that fails the frames stay dirty
+/// and the error is kept.
 fn make_room(
     pool: &mut Pool,
     device: &dyn BlockDevice,
@@ -207,22 +236,45 @@ fn make_room(
         let Some(slot) = pool.victim() else {
             return Ok(());
         };
-        let frame = &mut pool.frames[slot];
-        if frame.dirty {
-            let data = frame
-                .data
-                .as_mut()
-                .expect("invariant: victim frames hold data");
-            let buf = Arc::get_mut(data).expect("invariant: victims are unpinned");
-            page::seal(buf);
-            if let Err(e) = device.write(frame.id.0, buf) {
-                *lock(io_error) = Some(format!("writing page {}: {e}", frame.id));
+        let id = pool.frames[slot].id;
+        if pool.frames[slot].dirty {
+            let max = IO_BATCH_PAGES as u64;
+            let mut lo = id.0;
+            while id.0 - lo < max / 2 && lo > 0 && flushable(pool, PageId(lo - 1)).is_some() {
+                lo -= 1;
+            }
+            let mut hi = id.0 + 1;
+            while hi - lo < max && flushable(pool, PageId(hi)).is_some() {
+                hi += 1;
+            }
+            let mut staging = std::mem::take(&mut pool.staging);
+            staging.clear();
+            let mut slots = Vec::with_capacity((hi - lo) as usize);
+            for i in lo..hi {
+                let s = flushable(pool, PageId(i)).expect("invariant: checked above");
+                let data = pool.frames[s]
+                    .data
+                    .as_mut()
+                    .expect("invariant: mapped frames hold data");
+                let buf = Arc::get_mut(data).expect("invariant: unpinned");
+                page::seal(buf);
+                staging.extend_from_slice(buf);
+                slots.push(s);
+            }
+            let written = device.write(lo, &staging);
+            pool.staging = staging;
+            if let Err(e) = written {
+                *lock(io_error) = Some(format!("writing page {id}: {e}"));
                 return Err(e.into());
             }
-            bump(&counters.writes, 1);
+            bump(&counters.writes, hi - lo);
+            for s in slots {
+                pool.frames[s].dirty = false;
+            }
         }
-        let id = frame.id;
-        pool.remove(id);
+        if let Some((data, _)) = pool.remove(id) {
+            pool.recycle(data);
+        }
     }
     Ok(())
 }
@@ -483,9 +535,13 @@ impl Pager {
         Ok(())
     }
 
-    fn load(&self, id: PageId, validate: Validate) -> Result<Vec<u8>> {
+    /// Reads a page into `buf` (a spare page buffer, or None to allocate one) and checks it.
+    fn load(&self, id: PageId, validate: Validate, buf: Option<Vec<u8>>) -> Result<Vec<u8>> {
         self.check_in_range(id)?;
-        let mut buf = vec![0u8; self.page_size];
+        let mut buf = match buf {
+            Some(b) if b.len() == self.page_size => b,
+            _ => vec![0u8; self.page_size],
+        };
         self.device.read(id.0, &mut buf)?;
         bump(&self.counters.reads, 1);
         page::check(&buf)
@@ -496,12 +552,16 @@ impl Pager {
 
     /// A node page, from the pool or the device (CRC-checked and validated on load).
     pub(crate) fn read(&self, id: PageId, validate: Validate) -> Result<Arc<Vec<u8>>> {
-        if let Some(p) = lock(&self.pool).get(id) {
-            bump(&self.counters.hits, 1);
-            return Ok(p);
-        }
+        let spare = {
+            let mut pool = lock(&self.pool);
+            if let Some(p) = pool.get(id) {
+                bump(&self.counters.hits, 1);
+                return Ok(p);
+            }
+            pool.spare.pop()
+        };
         bump(&self.counters.misses, 1);
-        let page = Arc::new(self.load(id, validate)?);
+        let page = Arc::new(self.load(id, validate, spare)?);
         let mut pool = lock(&self.pool);
         if let Some(p) = pool.get(id) {
             return Ok(p);
@@ -519,7 +579,8 @@ impl Pager {
             return Ok(Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone()));
         }
         bump(&self.counters.misses, 1);
-        self.load(id, validate)
+        let spare = pool.spare.pop();
+        self.load(id, validate, spare)
     }
 
     /// Puts a changed node page (of the current epoch) into the pool, dirty.
@@ -528,7 +589,7 @@ impl Pager {
         debug_assert!(id.0 >= 2 && id.0 < self.page_count, "page {id}");
         let pool = self.pool.get_mut().unwrap_or_else(PoisonError::into_inner);
         if let Some((old, _)) = pool.remove(id) {
-            drop(old);
+            pool.recycle(old);
         }
         pool.insert(id, Arc::new(data), true);
         make_room(pool, &*self.device, &self.counters, &self.io_error)

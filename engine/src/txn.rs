@@ -16,7 +16,8 @@
 //! version (PostgreSQL's re-check after a lock wait). A transaction dropped while active rolls
 //! back; one prepared for two-phase commit lives on in the database (see `db.rs`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{btree_map, BTreeMap, HashSet};
+use std::iter::Peekable;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use crate::codec::{self, Op};
 use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::locks::{LockKey, TxnId};
+use crate::store::RawCursor;
 
 /// Isolation levels, as PostgreSQL names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,8 +46,8 @@ enum Status {
 /// A scanned range: tree and key bounds.
 type ReadRange = (String, Bound<Vec<u8>>, Bound<Vec<u8>>);
 
-/// A key and its value at the snapshot (None: deleted).
-type Entry = (Vec<u8>, Option<Vec<u8>>);
+/// A pending write: the new value, None for a delete.
+type Pending = Option<Vec<u8>>;
 
 /// What a SERIALIZABLE transaction read: point keys and scanned ranges.
 #[derive(Default, Clone)]
@@ -64,6 +66,276 @@ impl ReadSet {
     }
 }
 
+/// The pending writes of one tree, ordered by key.
+///
+/// Keys written in ascending order (the common bulk pattern) are appended to `tail`, their bytes
+/// and their values' in one arena (`arena`), so such writes allocate nothing per key; others go
+/// to `map`. Every key in `tail` is greater than every key in `map`, so the two in sequence are
+/// the writes in key order. A key that lands inside `tail` without being in it moves the tail
+/// into `map` first (each key moves at most once).
+#[derive(Clone, Default)]
+pub(crate) struct WriteSet {
+    map: BTreeMap<Vec<u8>, Pending>,
+    tail: Vec<TailEntry>,
+    arena: Vec<u8>,
+    /// Bytes of `arena` no entry uses any more (replaced values).
+    garbage: usize,
+}
+
+/// A write of the tail: the key at `arena[at..]`, then the value (`DELETE` for a delete).
+#[derive(Clone, Copy)]
+struct TailEntry {
+    at: usize,
+    key_len: u32,
+    value_len: u32,
+}
+
+/// `TailEntry::value_len` of a delete.
+const DELETE: u32 = u32::MAX;
+
+impl WriteSet {
+    pub(crate) fn len(&self) -> usize {
+        self.map.len() + self.tail.len()
+    }
+
+    fn tail_key(&self, e: &TailEntry) -> &[u8] {
+        &self.arena[e.at..e.at + e.key_len as usize]
+    }
+
+    fn tail_value(&self, e: &TailEntry) -> Option<&[u8]> {
+        (e.value_len != DELETE).then(|| {
+            let at = e.at + e.key_len as usize;
+            &self.arena[at..at + e.value_len as usize]
+        })
+    }
+
+    fn tail_entry(&self, i: usize) -> (&[u8], Option<&[u8]>) {
+        let e = &self.tail[i];
+        (self.tail_key(e), self.tail_value(e))
+    }
+
+    fn tail_search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+        self.tail.binary_search_by(|e| self.tail_key(e).cmp(key))
+    }
+
+    /// Where `key` is relative to the tail: past its end (or there is no tail), inside its
+    /// range, or before it.
+    fn place(&self, key: &[u8]) -> Place {
+        match (self.tail.first(), self.tail.last()) {
+            (Some(first), Some(last)) => {
+                if key > self.tail_key(last) {
+                    Place::After
+                } else if key >= self.tail_key(first) {
+                    Place::Inside
+                } else {
+                    Place::Before
+                }
+            }
+            _ => match self.map.last_key_value() {
+                Some((last, _)) if key <= last.as_slice() => Place::Before,
+                _ => Place::After,
+            },
+        }
+    }
+
+    /// The pending write of `key`: Some(None) for a delete.
+    fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        match self.place(key) {
+            Place::After => None,
+            Place::Inside => {
+                let i = self.tail_search(key).ok()?;
+                Some(self.tail_entry(i).1)
+            }
+            Place::Before => self.map.get(key).map(Option::as_deref),
+        }
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` (inserting or replacing).
+    fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let fits =
+            value.is_none_or(|v| v.len() < DELETE as usize) && key.len() <= u32::MAX as usize;
+        match self.place(key) {
+            Place::After if fits => self.push(key, value),
+            Place::Inside if fits => match self.tail_search(key) {
+                Ok(i) => self.replace(i, value),
+                Err(_) => {
+                    self.spill();
+                    self.map.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+                }
+            },
+            Place::Inside | Place::After => {
+                self.spill();
+                self.map.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+            }
+            Place::Before => {
+                self.map.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+            }
+        }
+    }
+
+    fn push_bytes(&mut self, key: &[u8], value: Option<&[u8]>) -> TailEntry {
+        let at = self.arena.len();
+        self.arena.extend_from_slice(key);
+        if let Some(v) = value {
+            self.arena.extend_from_slice(v);
+        }
+        TailEntry {
+            at,
+            key_len: key.len() as u32,
+            value_len: value.map_or(DELETE, |v| v.len() as u32),
+        }
+    }
+
+    /// Replaces the value of tail entry `i`: in place if it fits, else appended anew (the old
+    /// bytes become garbage; the arena is compacted once garbage is most of it).
+    fn replace(&mut self, i: usize, value: Option<&[u8]>) {
+        let e = self.tail[i];
+        let old_len = if e.value_len == DELETE {
+            0
+        } else {
+            e.value_len as usize
+        };
+        let new_len = value.map_or(0, <[u8]>::len);
+        if new_len <= old_len {
+            let at = e.at + e.key_len as usize;
+            if let Some(v) = value {
+                self.arena[at..at + v.len()].copy_from_slice(v);
+            }
+            self.tail[i].value_len = value.map_or(DELETE, |v| v.len() as u32);
+            self.garbage += old_len - new_len;
+            return;
+        }
+        let key = self.arena[e.at..e.at + e.key_len as usize].to_vec();
+        self.tail[i] = self.push_bytes(&key, value);
+        self.garbage += e.key_len as usize + old_len;
+        if self.garbage > 4096 && self.garbage > self.arena.len() / 2 {
+            let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+            for e in &mut self.tail {
+                let len = e.key_len as usize
+                    + if e.value_len == DELETE {
+                        0
+                    } else {
+                        e.value_len as usize
+                    };
+                let at = arena.len();
+                arena.extend_from_slice(&self.arena[e.at..e.at + len]);
+                e.at = at;
+            }
+            self.arena = arena;
+            self.garbage = 0;
+        }
+    }
+
+    fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let e = self.push_bytes(key, value);
+        self.tail.push(e);
+    }
+
+    /// Moves the tail into the map.
+    fn spill(&mut self) {
+        let tail = std::mem::take(&mut self.tail);
+        for e in &tail {
+            self.map.insert(
+                self.tail_key(e).to_vec(),
+                self.tail_value(e).map(<[u8]>::to_vec),
+            );
+        }
+        self.arena = Vec::new();
+        self.garbage = 0;
+    }
+
+    /// The writes with keys within the bounds, ascending.
+    fn range<'a>(&'a self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> WriteRange<'a> {
+        let empty = match (lo, hi) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+            | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+            _ => false,
+        };
+        if empty {
+            return WriteRange::empty();
+        }
+        let key = |e: &TailEntry| self.tail_key(e);
+        let start = match lo {
+            Bound::Unbounded => 0,
+            Bound::Included(k) => self.tail.partition_point(|e| key(e) < k),
+            Bound::Excluded(k) => self.tail.partition_point(|e| key(e) <= k),
+        };
+        let end = match hi {
+            Bound::Unbounded => self.tail.len(),
+            Bound::Included(k) => self.tail.partition_point(|e| key(e) <= k),
+            Bound::Excluded(k) => self.tail.partition_point(|e| key(e) < k),
+        };
+        let map = (!self.map.is_empty()).then(|| self.map.range::<[u8], _>((lo, hi)));
+        WriteRange {
+            map,
+            set: Some(self),
+            tail: start..end.max(start),
+        }
+    }
+
+    /// Every write, in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + Clone {
+        self.map
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .chain((0..self.tail.len()).map(|i| self.tail_entry(i)))
+    }
+}
+
+/// See `WriteSet::place`.
+enum Place {
+    After,
+    Inside,
+    Before,
+}
+
+/// Pending writes within a key range, either way.
+struct WriteRange<'a> {
+    map: Option<btree_map::Range<'a, Vec<u8>, Pending>>,
+    set: Option<&'a WriteSet>,
+    /// Indexes of the tail entries in the range.
+    tail: std::ops::Range<usize>,
+}
+
+impl WriteRange<'_> {
+    fn empty() -> Self {
+        WriteRange {
+            map: None,
+            set: None,
+            tail: 0..0,
+        }
+    }
+}
+
+impl<'a> Iterator for WriteRange<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some((k, v)) = self.map.as_mut().and_then(Iterator::next) {
+            return Some((k, v.as_deref()));
+        }
+        let i = self.tail.next()?;
+        Some(self.set?.tail_entry(i))
+    }
+}
+
+impl DoubleEndedIterator for WriteRange<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if let Some(i) = self.tail.next_back() {
+            return self.set.map(|s| s.tail_entry(i));
+        }
+        self.map
+            .as_mut()
+            .and_then(DoubleEndedIterator::next_back)
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
+}
+
 /// The private state a savepoint restores.
 #[derive(Clone, Default)]
 struct Buffered {
@@ -73,8 +345,46 @@ struct Buffered {
     created: HashSet<String>,
     /// Trees dropped (and not created again) by this transaction.
     dropped: HashSet<String>,
-    /// Pending writes: None is a delete.
-    writes: BTreeMap<LockKey, Option<Vec<u8>>>,
+    /// Pending writes by tree (no empty sets).
+    writes: BTreeMap<String, WriteSet>,
+}
+
+/// A transaction's changes as the commit pipeline takes them: the tree creations and drops in
+/// order, then the writes, by tree and key. Equivalent to the operation list `into_ops`.
+pub(crate) struct Batch {
+    pub tree_ops: Vec<Op>,
+    pub writes: BTreeMap<String, WriteSet>,
+}
+
+impl Batch {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tree_ops.is_empty() && self.writes.is_empty()
+    }
+
+    /// Every write as (tree, key, value), in order.
+    pub(crate) fn writes(&self) -> impl Iterator<Item = (&str, &[u8], Option<&[u8]>)> + Clone {
+        self.writes
+            .iter()
+            .flat_map(|(tree, ws)| ws.iter().map(move |(k, v)| (tree.as_str(), k, v)))
+    }
+
+    pub(crate) fn write_count(&self) -> usize {
+        self.writes.values().map(WriteSet::len).sum()
+    }
+
+    /// The operation list: tree operations first, then the writes.
+    pub(crate) fn into_ops(self) -> Vec<Op> {
+        let mut ops = self.tree_ops;
+        ops.reserve(self.writes.values().map(WriteSet::len).sum());
+        for (tree, ws) in &self.writes {
+            ops.extend(ws.iter().map(|(key, value)| Op::Write {
+                tree: tree.clone(),
+                key: key.to_vec(),
+                value: value.map(<[u8]>::to_vec),
+            }));
+        }
+        ops
+    }
 }
 
 /// A savepoint: `Txn::rollback_to` restores the transaction's writes to it.
@@ -90,6 +400,8 @@ pub struct Txn {
     status: Status,
     buffered: Buffered,
     reads: ReadSet,
+    /// Set once the transaction has asked for a lock (so finishing must release locks).
+    locked: bool,
 }
 
 impl Txn {
@@ -105,6 +417,7 @@ impl Txn {
             status: Status::Active,
             buffered: Buffered::default(),
             reads: ReadSet::default(),
+            locked: false,
         }
     }
 
@@ -136,8 +449,10 @@ impl Txn {
 
     /// True if the tree exists for this transaction.
     pub fn tree_exists(&self, tree: &str) -> bool {
-        !self.buffered.dropped.contains(tree)
-            && (self.buffered.created.contains(tree) || self.shared.store.has_tree(tree))
+        let b = &self.buffered;
+        (b.dropped.is_empty() || !b.dropped.contains(tree))
+            && ((!b.created.is_empty() && b.created.contains(tree))
+                || self.shared.store.has_tree(tree))
     }
 
     fn must_exist(&self, tree: &str) -> Result<()> {
@@ -152,7 +467,7 @@ impl Txn {
     pub fn create_tree(&mut self, tree: &str) -> Result<()> {
         self.check_active()?;
         // Creating and dropping trees locks the name, so two transactions cannot race on it.
-        self.lock(&(String::new(), tree.as_bytes().to_vec()))?;
+        self.lock("", tree.as_bytes())?;
         if self.tree_exists(tree) {
             return Err(Error::TreeExists(tree.to_string()));
         }
@@ -166,20 +481,13 @@ impl Txn {
     /// Drops a tree and everything in it.
     pub fn drop_tree(&mut self, tree: &str) -> Result<()> {
         self.check_active()?;
-        self.lock(&(String::new(), tree.as_bytes().to_vec()))?;
+        self.lock("", tree.as_bytes())?;
         self.must_exist(tree)?;
         let b = &mut self.buffered;
         b.tree_ops.push(Op::DropTree(tree.to_string()));
         b.created.remove(tree);
         b.dropped.insert(tree.to_string());
-        let doomed: Vec<LockKey> = b
-            .writes
-            .range(range_of_tree(tree))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in doomed {
-            b.writes.remove(&k);
-        }
+        b.writes.remove(tree);
         Ok(())
     }
 
@@ -194,16 +502,25 @@ impl Txn {
             && self.shared.store.has_tree(tree)
     }
 
+    fn pending(&self, tree: &str, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        Some(
+            self.buffered
+                .writes
+                .get(tree)?
+                .get(key)?
+                .map(<[u8]>::to_vec),
+        )
+    }
+
     /// The value of `key` at this transaction's snapshot, with its own writes on top.
     pub fn get(&mut self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_active()?;
         self.must_exist(tree)?;
-        let lock_key = (tree.to_string(), key.to_vec());
-        if let Some(pending) = self.buffered.writes.get(&lock_key) {
-            return Ok(pending.clone());
+        if let Some(pending) = self.pending(tree, key) {
+            return Ok(pending);
         }
         if self.isolation == Isolation::Serializable {
-            self.reads.keys.insert(lock_key);
+            self.reads.keys.insert((tree.to_string(), key.to_vec()));
         }
         if !self.reads_committed(tree) {
             return Ok(None);
@@ -212,13 +529,14 @@ impl Txn {
     }
 
     fn committed_value(&self, tree: &str, key: &[u8], at: u64) -> Result<Option<Vec<u8>>> {
-        match self.shared.store.get(tree, key)? {
-            Some(raw) => {
-                let chain = codec::decode_chain(&raw)?;
-                Ok(codec::visible(&chain, at).cloned().flatten())
-            }
-            None => Ok(None),
-        }
+        let found = self.shared.store.get_with(tree, key, |raw| {
+            Ok::<_, Error>(
+                codec::visible_encoded(raw, at)?
+                    .flatten()
+                    .map(<[u8]>::to_vec),
+            )
+        })?;
+        Ok(found.flatten())
     }
 
     /// Locks `key` for writing, then reads it: under READ COMMITTED the newest committed value;
@@ -226,13 +544,12 @@ impl Txn {
     pub fn get_for_update(&mut self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_active()?;
         self.must_exist(tree)?;
-        let lock_key = (tree.to_string(), key.to_vec());
-        self.lock_for_write(&lock_key)?;
-        if let Some(pending) = self.buffered.writes.get(&lock_key) {
-            return Ok(pending.clone());
+        self.lock_for_write(tree, key)?;
+        if let Some(pending) = self.pending(tree, key) {
+            return Ok(pending);
         }
         if self.isolation == Isolation::Serializable {
-            self.reads.keys.insert(lock_key);
+            self.reads.keys.insert((tree.to_string(), key.to_vec()));
         }
         if !self.reads_committed(tree) {
             return Ok(None);
@@ -244,23 +561,23 @@ impl Txn {
         self.committed_value(tree, key, at)
     }
 
-    fn lock(&self, key: &LockKey) -> Result<()> {
+    fn lock(&mut self, tree: &str, key: &[u8]) -> Result<()> {
+        self.locked = true;
         self.shared
             .locks
-            .acquire(self.id, key, self.shared.lock_timeout())
+            .acquire_row(self.id, tree, key, self.shared.lock_timeout())
             .map(|_| ())
     }
 
     /// Takes the row lock; under REPEATABLE READ and SERIALIZABLE, fails if a transaction that
     /// committed after our snapshot changed the row.
-    fn lock_for_write(&mut self, key: &LockKey) -> Result<()> {
-        self.lock(key)?;
-        if self.isolation != Isolation::ReadCommitted && self.reads_committed(&key.0) {
-            if let Some(newest) = self.shared.newest_version(&key.0, &key.1)? {
-                if newest.commit_ts > self.snapshot_ts {
+    fn lock_for_write(&mut self, tree: &str, key: &[u8]) -> Result<()> {
+        self.lock(tree, key)?;
+        if self.isolation != Isolation::ReadCommitted && self.reads_committed(tree) {
+            if let Some(newest_ts) = self.shared.newest_version_ts(tree, key)? {
+                if newest_ts > self.snapshot_ts {
                     return Err(Error::Serialization(format!(
-                        "a row in tree {:?} was changed by a transaction that committed after this one began",
-                        key.0
+                        "a row in tree {tree:?} was changed by a transaction that committed after this one began"
                     )));
                 }
             }
@@ -270,7 +587,7 @@ impl Txn {
 
     /// Sets `key` to `value`.
     pub fn put(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        self.write(tree, key, Some(value.to_vec()))
+        self.write(tree, key, Some(value))
     }
 
     /// Deletes `key` (deleting a missing key is not an error).
@@ -278,14 +595,29 @@ impl Txn {
         self.write(tree, key, None)
     }
 
-    fn write(&mut self, tree: &str, key: &[u8], value: Option<Vec<u8>>) -> Result<()> {
+    fn write(&mut self, tree: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         self.check_active()?;
         self.must_exist(tree)?;
-        let lock_key = (tree.to_string(), key.to_vec());
-        if !self.buffered.writes.contains_key(&lock_key) {
-            self.lock_for_write(&lock_key)?;
+        let known = self
+            .buffered
+            .writes
+            .get(tree)
+            .is_some_and(|ws| ws.contains(key));
+        if !known {
+            let max = self.shared.store.max_key();
+            if key.len() > max {
+                return Err(Error::KeyTooLarge {
+                    len: key.len(),
+                    max,
+                });
+            }
+            self.lock_for_write(tree, key)?;
         }
-        self.buffered.writes.insert(lock_key, value);
+        let ws = match self.buffered.writes.get_mut(tree) {
+            Some(ws) => ws,
+            None => self.buffered.writes.entry(tree.to_string()).or_default(),
+        };
+        ws.set(key, value);
         Ok(())
     }
 
@@ -305,26 +637,23 @@ impl Txn {
                 .ranges
                 .push((tree.to_string(), start.clone(), end.clone()));
         }
-        let lo = map_bound(&start, tree, false);
-        let hi = map_bound(&end, tree, true);
-        let mut pending: Vec<Entry> = self
-            .buffered
-            .writes
-            .range((lo, hi))
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect();
-        if reverse {
-            pending.reverse();
-        }
+        let pending = match self.buffered.writes.get(tree) {
+            Some(ws) => ws.range(bound_ref(&start), bound_ref(&end)),
+            None => WriteRange::empty(),
+        };
         let committed = if self.reads_committed(tree) {
-            Some(self.shared.store.range(tree, start, end, reverse)?)
+            Some(self.shared.store.raw_range(tree, start, end, reverse)?)
         } else {
             None
         };
         Ok(Scan {
             committed,
             peeked: None,
-            pending: pending.into_iter().peekable(),
+            pending: Directed {
+                inner: pending,
+                reverse,
+            }
+            .peekable(),
             snapshot_ts: self.snapshot_ts,
             reverse,
         })
@@ -342,36 +671,33 @@ impl Txn {
         Ok(())
     }
 
-    fn ops(&mut self) -> Vec<Op> {
+    fn batch(&mut self) -> Batch {
         let b = std::mem::take(&mut self.buffered);
-        let mut ops = b.tree_ops;
-        ops.extend(
-            b.writes
-                .into_iter()
-                .map(|((tree, key), value)| Op::Write { tree, key, value }),
-        );
-        ops
+        Batch {
+            tree_ops: b.tree_ops,
+            writes: b.writes,
+        }
     }
 
     /// Commits; returns the commit timestamp (the snapshot timestamp for a read-only one).
     pub fn commit(mut self) -> Result<u64> {
         self.check_active()?;
-        let ops = self.ops();
-        let result = if ops.is_empty() {
+        let batch = self.batch();
+        let result = if batch.is_empty() {
             Ok(self.snapshot_ts)
         } else {
             let reads = std::mem::take(&mut self.reads);
             let check = |k: &LockKey| reads.covers(k);
             let validate: Option<&dyn Fn(&LockKey) -> bool> =
                 (self.isolation == Isolation::Serializable).then_some(&check);
-            self.shared.commit_ops(ops, validate, self.start_ts, None)
+            self.shared.commit_batch(batch, validate, self.start_ts)
         };
         self.status = if result.is_ok() {
             Status::Committed
         } else {
             Status::RolledBack
         };
-        self.shared.unregister(self.id);
+        self.shared.unregister(self.id, self.locked);
         result
     }
 
@@ -385,7 +711,7 @@ impl Txn {
         if self.status == Status::Active {
             self.status = Status::RolledBack;
             self.buffered = Buffered::default();
-            self.shared.unregister(self.id);
+            self.shared.unregister(self.id, self.locked);
         }
     }
 
@@ -394,7 +720,7 @@ impl Txn {
     /// `rollback_prepared`.
     pub fn prepare(mut self, gid: &str) -> Result<()> {
         self.check_active()?;
-        let ops = self.ops();
+        let ops = self.batch().into_ops();
         let reads = std::mem::take(&mut self.reads);
         let check = |k: &LockKey| reads.covers(k);
         let validate: Option<&dyn Fn(&LockKey) -> bool> =
@@ -407,7 +733,7 @@ impl Txn {
         } else {
             Status::RolledBack
         };
-        self.shared.unregister(self.id);
+        self.shared.unregister(self.id, self.locked);
         result
     }
 }
@@ -418,81 +744,85 @@ impl Drop for Txn {
     }
 }
 
-fn range_of_tree(tree: &str) -> (Bound<LockKey>, Bound<LockKey>) {
-    (
-        Bound::Included((tree.to_string(), Vec::new())),
-        Bound::Excluded((format!("{tree}\0"), Vec::new())),
-    )
+fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    b.as_ref().map(Vec::as_slice)
 }
 
-/// A key bound within `tree`, as a bound on the write set's (tree, key) order; unbounded ends
-/// stop at the tree's first and last possible keys.
-fn map_bound(b: &Bound<Vec<u8>>, tree: &str, is_end: bool) -> Bound<LockKey> {
-    match b {
-        Bound::Included(k) => Bound::Included((tree.to_string(), k.clone())),
-        Bound::Excluded(k) => Bound::Excluded((tree.to_string(), k.clone())),
-        Bound::Unbounded if is_end => range_of_tree(tree).1,
-        Bound::Unbounded => range_of_tree(tree).0,
+/// Pending writes in the scan's direction.
+struct Directed<'a> {
+    inner: WriteRange<'a>,
+    reverse: bool,
+}
+
+impl<'a> Iterator for Directed<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.reverse {
+            self.inner.next_back()
+        } else {
+            self.inner.next()
+        }
     }
 }
 
 /// An iterator over a transaction's view of a key range.
 pub struct Scan<'a> {
-    committed: Option<crate::store::Cursor<'a>>,
-    peeked: Option<Entry>,
-    pending: std::iter::Peekable<std::vec::IntoIter<Entry>>,
+    committed: Option<RawCursor<'a>>,
+    /// The next committed entry visible at the snapshot, once read.
+    peeked: Option<(Vec<u8>, Vec<u8>)>,
+    pending: Peekable<Directed<'a>>,
     snapshot_ts: u64,
     reverse: bool,
 }
 
 impl Scan<'_> {
-    /// The next committed entry visible at the snapshot (None for a visible delete: still
-    /// returned, so a pending write can be matched against it).
-    fn next_committed(&mut self) -> Result<Option<Entry>> {
+    /// The next committed entry with a value visible at the snapshot (keys whose visible version
+    /// is a delete, or that have no visible version, are skipped).
+    fn next_committed(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         if let Some(p) = self.peeked.take() {
             return Ok(Some(p));
         }
         let Some(cursor) = self.committed.as_mut() else {
             return Ok(None);
         };
-        for entry in cursor.by_ref() {
-            let (key, raw) = entry?;
-            let chain = codec::decode_chain(&raw)?;
-            if let Some(value) = codec::visible(&chain, self.snapshot_ts) {
-                return Ok(Some((key, value.clone())));
+        let ts = self.snapshot_ts;
+        let next = cursor.next_with(|key, raw| {
+            Ok::<_, Error>(match codec::visible_encoded(raw, ts)? {
+                Some(Some(value)) => Some((key.to_vec(), value.to_vec())),
+                _ => None,
+            })
+        });
+        match next {
+            Some(entry) => entry.map(Some),
+            None => {
+                self.committed = None;
+                Ok(None)
             }
         }
-        Ok(None)
     }
 
     fn step(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         loop {
             let committed = self.next_committed()?;
-            let take_pending = match (&committed, self.pending.peek()) {
-                (None, None) => return Ok(None),
-                (None, Some(_)) => true,
-                (Some(_), None) => false,
-                (Some((ck, _)), Some((pk, _))) => {
-                    if ck == pk {
-                        // Our own write replaces the committed entry.
-                        true
-                    } else {
-                        (pk < ck) != self.reverse
-                    }
-                }
+            let Some(&(pk, _)) = self.pending.peek() else {
+                return Ok(committed);
             };
-            let (key, value) = if take_pending {
-                let (pk, pv) = self.pending.next().expect("invariant: peeked");
-                match committed {
-                    Some(c) if c.0 != pk => self.peeked = Some(c),
-                    _ => {}
-                }
-                (pk, pv)
-            } else {
-                committed.expect("invariant: committed entry present")
+            let take_pending = match &committed {
+                None => true,
+                // Our own write replaces the committed entry.
+                Some((ck, _)) => ck.as_slice() == pk || (pk < ck.as_slice()) != self.reverse,
             };
-            if let Some(value) = value {
-                return Ok(Some((key, value)));
+            if !take_pending {
+                return Ok(committed);
+            }
+            let (pk, pv) = self.pending.next().expect("invariant: peeked");
+            match committed {
+                Some(c) if c.0 != pk => self.peeked = Some(c),
+                _ => {}
+            }
+            if let Some(value) = pv {
+                return Ok(Some((pk.to_vec(), value.to_vec())));
             }
         }
     }
@@ -503,5 +833,195 @@ impl Iterator for Scan<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.step().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Database, Options};
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    fn key(i: u64) -> Vec<u8> {
+        format!("{i:04}").into_bytes()
+    }
+
+    /// The write set against a `BTreeMap`: ascending runs, keys inside and before the run,
+    /// replacements, and ranges with every kind of bound, both ways.
+    #[test]
+    fn write_set_matches_a_model() {
+        let mut rng = Rng(0xDEAD_BEEF_1234_5678);
+        let mut ws = WriteSet::default();
+        let mut model: BTreeMap<Vec<u8>, Pending> = BTreeMap::new();
+        let mut next_run = 0u64;
+        for step in 0..3000u64 {
+            let k = match rng.next() % 4 {
+                0 => rng.next() % 2000,
+                _ => {
+                    next_run += 1 + rng.next() % 3;
+                    next_run % 2000
+                }
+            };
+            let v = (step % 5 != 0).then(|| step.to_le_bytes().to_vec());
+            ws.set(&key(k), v.as_deref());
+            model.insert(key(k), v);
+            let probe = key(rng.next() % 2100);
+            assert_eq!(ws.get(&probe), model.get(&probe).map(Option::as_deref));
+            if step % 50 == 0 {
+                let bound = |rng: &mut Rng| match rng.next() % 3 {
+                    0 => Bound::Unbounded,
+                    1 => Bound::Included(key(rng.next() % 2100)),
+                    _ => Bound::Excluded(key(rng.next() % 2100)),
+                };
+                let (lo, hi) = (bound(&mut rng), bound(&mut rng));
+                let got: Vec<(&[u8], Option<&[u8]>)> =
+                    ws.range(bound_ref(&lo), bound_ref(&hi)).collect();
+                let back: Vec<(&[u8], Option<&[u8]>)> =
+                    ws.range(bound_ref(&lo), bound_ref(&hi)).rev().collect();
+                let valid = match (&lo, &hi) {
+                    (Bound::Included(a), Bound::Included(b)) => a <= b,
+                    (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+                    | (Bound::Excluded(a), Bound::Included(b)) => a < b,
+                    _ => true,
+                };
+                let want: Vec<(&[u8], Option<&[u8]>)> = if valid {
+                    model
+                        .range((lo, hi))
+                        .map(|(k, v)| (k.as_slice(), v.as_deref()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(got, want);
+                assert_eq!(back, want.into_iter().rev().collect::<Vec<_>>());
+            }
+        }
+        let all: Vec<(&[u8], Option<&[u8]>)> = ws.iter().collect();
+        let want: Vec<(&[u8], Option<&[u8]>)> = model
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        assert_eq!(all, want);
+        // Rewriting keys of an ascending run over and over (values growing, shrinking,
+        // deleted) keeps the arena bounded.
+        let mut ws = WriteSet::default();
+        for i in 0..100u64 {
+            ws.set(&key(i), Some(b"x"));
+        }
+        for round in 0..2000usize {
+            let k = key((round * 37 % 100) as u64);
+            let v = vec![round as u8; round % 300];
+            let v = (round % 11 != 0).then_some(v);
+            ws.set(&k, v.as_deref());
+            assert_eq!(ws.get(&k), Some(v.as_deref()));
+        }
+        assert_eq!(ws.tail.len(), 100);
+        assert!(
+            ws.arena.len() < 100 * 310 * 3,
+            "arena of {} bytes",
+            ws.arena.len()
+        );
+    }
+
+    /// Scans merge the transaction's own writes over committed versions (visible at its
+    /// snapshot only), both ways, with bounds.
+    #[test]
+    fn scans_merge_own_writes_over_the_snapshot() {
+        let db = Database::memory(Options::default()).unwrap();
+        let mut t = db.begin(Isolation::ReadCommitted).unwrap();
+        t.create_tree("t").unwrap();
+        t.commit().unwrap();
+        let mut rng = Rng(0x0123_4567_89AB_CDEF);
+        let mut committed: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for round in 0..4u64 {
+            let mut t = db.begin(Isolation::ReadCommitted).unwrap();
+            for _ in 0..300 {
+                let k = key(rng.next() % 1000);
+                if rng.next().is_multiple_of(4) {
+                    t.delete("t", &k).unwrap();
+                    committed.remove(&k);
+                } else {
+                    let v = format!("c{round}").into_bytes();
+                    t.put("t", &k, &v).unwrap();
+                    committed.insert(k, v);
+                }
+            }
+            t.commit().unwrap();
+        }
+        let mut txn = db.begin(Isolation::RepeatableRead).unwrap();
+        // A later commit is invisible to `txn`.
+        let mut other = db.begin(Isolation::ReadCommitted).unwrap();
+        other.put("t", &key(5000), b"later").unwrap();
+        other.commit().unwrap();
+        let mut view = committed.clone();
+        for i in 0..400u64 {
+            let k = if i % 3 == 0 {
+                key(rng.next() % 1000)
+            } else {
+                key(i * 2)
+            };
+            if rng.next().is_multiple_of(3) {
+                txn.delete("t", &k).unwrap();
+                view.remove(&k);
+            } else {
+                let v = format!("own{i}").into_bytes();
+                txn.put("t", &k, &v).unwrap();
+                view.insert(k, v);
+            }
+        }
+        for n in 0..40u64 {
+            let lo = match n % 3 {
+                0 => Bound::Unbounded,
+                1 => Bound::Included(key(rng.next() % 1000)),
+                _ => Bound::Excluded(key(rng.next() % 1000)),
+            };
+            let hi = match n % 4 {
+                0 => Bound::Unbounded,
+                1 | 2 => Bound::Excluded(key(rng.next() % 1100)),
+                _ => Bound::Included(key(rng.next() % 1100)),
+            };
+            let reverse = n % 2 == 1;
+            let got: Vec<(Vec<u8>, Vec<u8>)> = txn
+                .scan("t", lo.clone(), hi.clone(), reverse)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let valid = match (&lo, &hi) {
+                (Bound::Included(a), Bound::Included(b)) => a <= b,
+                (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+                | (Bound::Excluded(a), Bound::Included(b)) => a < b,
+                _ => true,
+            };
+            let mut want: Vec<(Vec<u8>, Vec<u8>)> = if valid {
+                view.range((lo, hi))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if reverse {
+                want.reverse();
+            }
+            assert!(
+                got == want,
+                "scan {n}: {} entries, want {}",
+                got.len(),
+                want.len()
+            );
+        }
+        for (k, v) in &view {
+            assert_eq!(txn.get("t", k).unwrap().as_ref(), Some(v));
+        }
+        assert_eq!(txn.get("t", &key(5000)).unwrap(), None);
     }
 }

@@ -45,8 +45,9 @@ fn open(dir: &Path) -> Database {
     }
 }
 
-/// The child: transaction `n` writes keys `n/a`, `n/b`, `n/c` (all with value n) and moves one
-/// unit between two of ten accounts, then prints `ack n`.
+/// The child: transaction `n` writes keys `n/a`, `n/b`, `n/c` (all with value n), and
+/// `STRATA_CRASH_BIG` more keys `n/xNNNNN` (a large transaction, logged while it is applied), and
+/// moves one unit between two of ten accounts, then prints `ack n`.
 #[test]
 #[ignore = "run as a child process by the crash tests"]
 fn child_workload() {
@@ -59,6 +60,7 @@ fn child_workload() {
         .unwrap()
         .parse()
         .unwrap();
+    let big = big_from_env();
     {
         let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
         if !txn.tree_exists(TREE) {
@@ -77,6 +79,14 @@ fn child_workload() {
         for part in ["a", "b", "c"] {
             txn.put(TREE, format!("{n:010}/{part}").as_bytes(), &n.to_le_bytes())
                 .unwrap();
+        }
+        for i in 0..big {
+            txn.put(
+                TREE,
+                format!("{n:010}/x{i:05}").as_bytes(),
+                &n.to_le_bytes(),
+            )
+            .unwrap();
         }
         let (from, to) = ((n % 10) as u8, ((n * 7 + 3) % 10) as u8);
         if from != to {
@@ -103,7 +113,18 @@ fn child_workload() {
     }
 }
 
+fn big_from_env() -> usize {
+    std::env::var("STRATA_CRASH_BIG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn run_rounds(dir: &Path, rounds: usize, seed: u64) {
+    run_rounds_of(dir, rounds, seed, 0);
+}
+
+fn run_rounds_of(dir: &Path, rounds: usize, seed: u64, big: usize) {
     let mut rng = seed;
     let mut next = move || {
         rng ^= rng << 13;
@@ -125,12 +146,13 @@ fn run_rounds(dir: &Path, rounds: usize, seed: u64) {
             ])
             .env("STRATA_CRASH_DIR", dir)
             .env("STRATA_CRASH_START", start.to_string())
+            .env("STRATA_CRASH_BIG", big.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let kill_after = 1 + next() % 300;
+        let kill_after = 1 + next() % if big > 0 { 12 } else { 300 };
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut seen = 0;
         for line in BufReader::new(stdout).lines() {
@@ -147,12 +169,12 @@ fn run_rounds(dir: &Path, rounds: usize, seed: u64) {
         // SIGKILL: no destructors, no flushes.
         child.kill().unwrap();
         child.wait().unwrap();
-        check(dir, &acked, round, seed);
+        check(dir, &acked, round, seed, big);
         start = acked.last().map_or(0, |n| n + 1) + 1_000;
     }
 }
 
-fn check(dir: &Path, acked: &[u64], round: usize, seed: u64) {
+fn check(dir: &Path, acked: &[u64], round: usize, seed: u64, big: usize) {
     let db = open(dir);
     db.verify()
         .unwrap_or_else(|e| panic!("seed {seed} round {round}: verify: {e}"));
@@ -182,9 +204,17 @@ fn check(dir: &Path, acked: &[u64], round: usize, seed: u64) {
             *counts.entry(k[..10].to_string()).or_default() += 1;
         }
     }
+    for &n in acked {
+        assert_eq!(
+            counts.get(&format!("{n:010}")),
+            Some(&(3 + big)),
+            "seed {seed} round {round}: acknowledged commit {n} incomplete"
+        );
+    }
     for (n, c) in counts {
         assert_eq!(
-            c, 3,
+            c,
+            3 + big,
             "seed {seed} round {round}: transaction {n} partly visible"
         );
     }
@@ -225,4 +255,12 @@ fn sigkill_on_raid5_with_a_member_lost() {
     run_rounds(dir.path(), 3, seed);
     std::fs::remove_file(dir.path().join("m2.img")).unwrap();
     run_rounds(dir.path(), 3, seed ^ 0x5555);
+}
+
+/// Large transactions (each logged while it is applied, its record streamed to the WAL) killed
+/// at random moments, with checkpoints between and during them.
+#[test]
+fn sigkill_during_large_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    run_rounds_of(dir.path(), 5, seed(), 5000);
 }

@@ -183,3 +183,43 @@ fn sixteen_mib_values() {
     txn.commit().unwrap();
     db.verify().unwrap();
 }
+
+/// A transaction large enough to be logged while it is applied (in parallel) is durable: after a
+/// drop without checkpoint the WAL replays it, and a second large one updates it in place.
+#[test]
+fn a_large_transaction_survives_a_reopen_without_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.db");
+    let db = Database::open(&path, Options::default()).unwrap();
+    fill(&db, "t", 0..30_000, 40);
+    let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
+    for k in (0..30_000u32).rev().step_by(3) {
+        txn.delete("t", &k.to_be_bytes()).unwrap();
+    }
+    for k in 30_000..40_000u32 {
+        txn.put("t", &k.to_be_bytes(), b"new").unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+    let db = Database::open(&path, Options::default()).unwrap();
+    let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
+    let got: Vec<(Vec<u8>, Vec<u8>)> = txn
+        .scan("t", Bound::Unbounded, Bound::Unbounded, false)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let want: Vec<(Vec<u8>, Vec<u8>)> = (0..40_000u32)
+        .filter(|k| *k >= 30_000 || (29_999 - k) % 3 != 0)
+        .map(|k| {
+            let v = if k >= 30_000 {
+                b"new".to_vec()
+            } else {
+                vec![(k % 251) as u8; 40]
+            };
+            (k.to_be_bytes().to_vec(), v)
+        })
+        .collect();
+    assert!(got == want, "{} entries, want {}", got.len(), want.len());
+    drop(txn);
+    db.verify().unwrap();
+}

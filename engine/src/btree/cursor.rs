@@ -1,11 +1,17 @@
-//! Range scans in batches.
+//! Range scans.
 //!
-//! A scan never holds a page (or the store's lock) between batches: each batch descends from the
-//! root to the first key past the last one returned, collects entries leaf after leaf (moving
-//! between leaves through the stack of branches it descended, since leaves have no sibling
-//! links: copy-on-write would have to copy both neighbours of every changed leaf), and stops at a
-//! leaf boundary once it has enough, or mid-leaf if the values get large. The tree may change
-//! between batches; the next one simply continues after the last key returned.
+//! Two ways to walk a range, both moving between leaves through the stack of branches they
+//! descended (leaves have no sibling links: copy-on-write would have to copy both neighbours of
+//! every changed leaf):
+//!
+//! - `fill`: in batches. A batch holds no page afterwards: it descends from the root to the first
+//!   key past the last one returned, collects entries leaf after leaf, and stops at a leaf boundary
+//!   once it has enough, or mid-leaf if the values get large.
+//! - `Position`: a leaf and the branches above it, kept between calls. The pages are shared
+//!   copies (`Arc`s) of the pool's, immutable, so reading them needs no lock; the caller
+//!   (`store::RawCursor`) takes the store's lock only to move to another leaf or read an overflow
+//!   chain, and first checks that the store has not changed since the position was taken (if it
+//!   has, it seeks again from the root after the last key it visited).
 
 use std::collections::VecDeque;
 use std::ops::Bound;
@@ -84,6 +90,106 @@ fn step(pager: &Pager, stack: &mut Vec<(Page, usize)>, forward: bool) -> Result<
         stack.push((p, i));
         let pick = |q: &[u8]| if forward { 0 } else { node::count(q) };
         return seek(pager, id, stack, pick).map(Some);
+    }
+}
+
+/// Touches every cache line of a leaf a cursor is about to walk. Its cells lie in the page in no
+/// useful order, so walking them from a page not in the CPU's caches would take one memory miss
+/// per entry, in turn; these loads are independent of each other, so the CPU overlaps them.
+fn warm(page: &[u8]) {
+    let mut x = 0u8;
+    for line in page.chunks(64) {
+        x ^= line[0];
+    }
+    std::hint::black_box(x);
+}
+
+/// A place in a tree: a leaf, the index of the next entry, and the branches above it.
+pub(crate) struct Position {
+    stack: Vec<(Page, usize)>,
+    pub leaf: Page,
+    /// Forward: the next entry to visit. Reverse: one past it.
+    pub pos: usize,
+    /// `pos` when the leaf was entered: entries between it and `pos` have been visited.
+    pub entered_at: usize,
+}
+
+impl Position {
+    /// Positions at the first entry within `lower` (forward) or the last within `upper`
+    /// (reverse).
+    pub(crate) fn seek(
+        pager: &Pager,
+        root: PageId,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<Position> {
+        let mut stack = Vec::new();
+        let (leaf, pos) = if !reverse {
+            let leaf = seek(pager, root, &mut stack, |p| match lower {
+                Bound::Unbounded => 0,
+                Bound::Included(k) | Bound::Excluded(k) => node::upper_bound(p, k),
+            })?;
+            let pos = match lower {
+                Bound::Unbounded => 0,
+                Bound::Included(k) => node::lower_bound(&leaf, k),
+                Bound::Excluded(k) => node::upper_bound(&leaf, k),
+            };
+            (leaf, pos)
+        } else {
+            let leaf = seek(pager, root, &mut stack, |p| match upper {
+                Bound::Unbounded => node::count(p),
+                Bound::Included(k) => node::upper_bound(p, k),
+                Bound::Excluded(k) => node::lower_bound(p, k),
+            })?;
+            let pos = match upper {
+                Bound::Unbounded => node::count(&leaf),
+                Bound::Included(k) => node::upper_bound(&leaf, k),
+                Bound::Excluded(k) => node::lower_bound(&leaf, k),
+            };
+            (leaf, pos)
+        };
+        warm(&leaf);
+        Ok(Position {
+            stack,
+            leaf,
+            pos,
+            entered_at: pos,
+        })
+    }
+
+    /// Moves to the next leaf in the direction; false at the edge of the tree.
+    pub(crate) fn next_leaf(&mut self, pager: &Pager, reverse: bool) -> Result<bool> {
+        match step(pager, &mut self.stack, !reverse)? {
+            Some(leaf) => {
+                warm(&leaf);
+                self.pos = if reverse { node::count(&leaf) } else { 0 };
+                self.entered_at = self.pos;
+                self.leaf = leaf;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The last key visited in this leaf, if any.
+    pub(crate) fn last_visited(&self, reverse: bool) -> Option<&[u8]> {
+        if !reverse && self.pos > self.entered_at {
+            Some(node::key(&self.leaf, self.pos - 1))
+        } else if reverse && self.pos < self.entered_at {
+            Some(node::key(&self.leaf, self.pos))
+        } else {
+            None
+        }
+    }
+}
+
+/// True if `k` is past the end of the range in the direction of the scan.
+pub(crate) fn past_end(k: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> bool {
+    if reverse {
+        below(k, lower)
+    } else {
+        above(k, upper)
     }
 }
 

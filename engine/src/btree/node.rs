@@ -123,6 +123,25 @@ pub(crate) fn raw_cell_key(cell: &[u8], leaf: bool) -> &[u8] {
     &cell[at..at + klen]
 }
 
+/// Key and value of leaf entry `i` (of a leaf page), read in one go.
+#[inline(always)]
+pub(crate) fn leaf_entry(p: &[u8], i: usize) -> (&[u8], Value<'_>) {
+    let off = get_u16(p, LEAF_SLOTS + 2 * i) as usize;
+    let klen = get_u16(p, off) as usize;
+    let v = get_u32(p, off + 2);
+    let at = off + LEAF_CELL_HEADER;
+    let key = &p[at..at + klen];
+    let value = if v & OVERFLOW_BIT != 0 {
+        Value::Overflow {
+            first: PageId(get_u64(p, at + klen)),
+            len: u64::from(v & !OVERFLOW_BIT),
+        }
+    } else {
+        Value::Inline(&p[at + klen..at + klen + v as usize])
+    };
+    (key, value)
+}
+
 /// The value of leaf cell `i`.
 pub(crate) fn value(p: &[u8], i: usize) -> Value<'_> {
     raw_cell_value(cell(p, i))
