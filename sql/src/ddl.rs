@@ -78,40 +78,30 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
     match index.kind {
         IndexKind::Dense => {
             let width = table.columns.len();
-            let mut start = Bound::Unbounded;
             let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-            loop {
-                let batch = txn.scan(&table.tree(), start, Bound::Unbounded, false, 1024)?;
-                let n = batch.len();
-                let last = batch.last().map(|(k, _)| k.clone());
-                for (k, bytes) in batch {
-                    let row = decode_row(&bytes, width)?;
-                    let vals: Vec<Value> = index.columns.iter().map(|&c| row[c].clone()).collect();
-                    let mut ik = key_of(&vals);
-                    if index.unique && !vals.iter().any(Value::is_null) && !seen.insert(ik.clone())
-                    {
-                        let names: Vec<&str> = index
-                            .columns
-                            .iter()
-                            .map(|&c| table.columns[c].name.as_str())
-                            .collect();
-                        let shown: Vec<String> = vals.iter().map(|v| v.to_string()).collect();
-                        bail!(
-                            UNIQUE_VIOLATION,
-                            "could not create unique index \"{}\": key ({})=({}) is duplicated",
-                            index.name,
-                            names.join(", "),
-                            shown.join(", ")
-                        );
-                    }
-                    ik.extend_from_slice(&k);
-                    txn.put(&index.tree(), &ik, &k)?;
+            crate::kv::for_each_entry(txn, &table.tree(), &mut |txn, k, bytes| {
+                let row = decode_row(&bytes, width)?;
+                let vals: Vec<Value> = index.columns.iter().map(|&c| row[c].clone()).collect();
+                let mut ik = key_of(&vals);
+                if index.unique && !vals.iter().any(Value::is_null) && !seen.insert(ik.clone()) {
+                    let names: Vec<&str> = index
+                        .columns
+                        .iter()
+                        .map(|&c| table.columns[c].name.as_str())
+                        .collect();
+                    let shown: Vec<String> = vals.iter().map(|v| v.to_string()).collect();
+                    bail!(
+                        UNIQUE_VIOLATION,
+                        "could not create unique index \"{}\": key ({})=({}) is duplicated",
+                        index.name,
+                        names.join(", "),
+                        shown.join(", ")
+                    );
                 }
-                match last {
-                    Some(k) if n == 1024 => start = Bound::Excluded(k),
-                    _ => break,
-                }
-            }
+                ik.extend_from_slice(&k);
+                txn.put(&index.tree(), &ik, &k)?;
+                Ok(())
+            })?;
         }
         IndexKind::Sparse => crate::sparse::build(txn, table, &index)?,
     }
@@ -682,20 +672,12 @@ fn rewrite_rows(
     old_width: usize,
     f: &mut dyn FnMut(Vec<Value>) -> Result<Vec<Value>>,
 ) -> Result<()> {
-    let mut start = Bound::Unbounded;
-    loop {
-        let batch = txn.scan(&table.tree(), start, Bound::Unbounded, false, 1024)?;
-        let n = batch.len();
-        let last = batch.last().map(|(k, _)| k.clone());
-        for (k, bytes) in batch {
-            let row = f(decode_row(&bytes, old_width)?)?;
-            txn.put(&table.tree(), &k, &encode_row(&row))?;
-        }
-        match last {
-            Some(k) if n == 1024 => start = Bound::Excluded(k),
-            _ => return Ok(()),
-        }
-    }
+    crate::kv::for_each_entry(txn, &table.tree(), &mut |txn, k, bytes| {
+        let row = f(decode_row(&bytes, old_width)?)?;
+        txn.put(&table.tree(), &k, &encode_row(&row))?;
+        Ok(())
+    })?;
+    Ok(())
 }
 
 pub fn alter_table(txn: &mut dyn Transaction, at: &ast::AlterTable) -> Result<()> {
@@ -912,19 +894,10 @@ fn set_primary_key(txn: &mut dyn Transaction, table: &mut Table, cols: Vec<usize
     let width = table.columns.len();
     let old_tree = table.tree();
     let mut rows = Vec::new();
-    let mut start = Bound::Unbounded;
-    loop {
-        let batch = txn.scan(&old_tree, start, Bound::Unbounded, false, 1024)?;
-        let n = batch.len();
-        let last = batch.last().map(|(k, _)| k.clone());
-        for (_, bytes) in batch {
-            rows.push(decode_row(&bytes, width)?);
-        }
-        match last {
-            Some(k) if n == 1024 => start = Bound::Excluded(k),
-            _ => break,
-        }
-    }
+    crate::kv::for_each_entry(txn, &old_tree, &mut |_, _, bytes| {
+        rows.push(decode_row(&bytes, width)?);
+        Ok(())
+    })?;
     txn.drop_tree(&old_tree)?;
     table.id = catalog::next_id(txn)?;
     txn.create_tree(&table.tree())?;
@@ -977,37 +950,28 @@ pub fn analyze(txn: &mut dyn Transaction, name: Option<String>) -> Result<()> {
         let mut rising = vec![0i64; width];
         let mut prev: Option<Vec<Value>> = None;
         let mut rows = 0u64;
-        let mut start = Bound::Unbounded;
-        loop {
-            let batch = txn.scan(&table.tree(), start, Bound::Unbounded, false, 1024)?;
-            let n = batch.len();
-            let last = batch.last().map(|(k, _)| k.clone());
-            for (_, bytes) in batch {
-                let row = decode_row(&bytes, width)?;
-                rows += 1;
-                for (i, v) in row.iter().enumerate() {
-                    if v.is_null() {
-                        nulls[i] += 1;
-                    } else if distinct[i].len() < 100_000 {
-                        distinct[i].insert(crate::exec::row_key(std::slice::from_ref(v)));
-                    }
-                    if let Some(p) = &prev {
-                        if !v.is_null() && !p[i].is_null() {
-                            match v.compare(&p[i]) {
-                                Ok(std::cmp::Ordering::Greater) => rising[i] += 1,
-                                Ok(std::cmp::Ordering::Less) => rising[i] -= 1,
-                                _ => {}
-                            }
+        crate::kv::for_each_entry(txn, &table.tree(), &mut |_, _, bytes| {
+            let row = decode_row(&bytes, width)?;
+            rows += 1;
+            for (i, v) in row.iter().enumerate() {
+                if v.is_null() {
+                    nulls[i] += 1;
+                } else if distinct[i].len() < 100_000 {
+                    distinct[i].insert(crate::exec::row_key(std::slice::from_ref(v)));
+                }
+                if let Some(p) = &prev {
+                    if !v.is_null() && !p[i].is_null() {
+                        match v.compare(&p[i]) {
+                            Ok(std::cmp::Ordering::Greater) => rising[i] += 1,
+                            Ok(std::cmp::Ordering::Less) => rising[i] -= 1,
+                            _ => {}
                         }
                     }
                 }
-                prev = Some(row);
             }
-            match last {
-                Some(k) if n == 1024 => start = Bound::Excluded(k),
-                _ => break,
-            }
-        }
+            prev = Some(row);
+            Ok(())
+        })?;
         let steps = rows.saturating_sub(1).max(1) as f64;
         table.stats = Some(catalog::TableStats {
             rows,

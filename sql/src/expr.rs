@@ -262,12 +262,19 @@ impl Expr {
 
     /// Rebuilds the expression bottom-up through `f` (which sees children already rebuilt).
     pub fn transform(self, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
+        let rebuilt = self.map_children(&mut |child| child.transform(f))?;
+        f(rebuilt)
+    }
+
+    /// Replaces each direct child expression `c` by `f(c)` (aggregate calls are leaves: their
+    /// arguments belong to the input below the aggregate).
+    pub fn map_children(self, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
         #[allow(clippy::boxed_local)] // the boxes are the expression tree's own
         fn t(e: Box<Expr>, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Box<Expr>> {
-            Ok(Box::new((*e).transform(f)?))
+            Ok(Box::new(f(*e)?))
         }
         fn list(v: Vec<Expr>, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Vec<Expr>> {
-            v.into_iter().map(|e| e.transform(f)).collect()
+            v.into_iter().map(f).collect()
         }
         fn opt(
             e: Option<Box<Expr>>,
@@ -275,7 +282,7 @@ impl Expr {
         ) -> Result<Option<Box<Expr>>> {
             e.map(|e| t(e, f)).transpose()
         }
-        let rebuilt = match self {
+        Ok(match self {
             e @ (Expr::Literal(_) | Expr::Column(_) | Expr::Outer { .. } | Expr::Param(..)) => e,
             Expr::Not(e) => Expr::Not(t(e, f)?),
             Expr::Neg(e) => Expr::Neg(t(e, f)?),
@@ -328,7 +335,7 @@ impl Expr {
                 let operand = opt(operand, f)?;
                 let mut w2 = Vec::with_capacity(whens.len());
                 for (w, r) in whens {
-                    w2.push((w.transform(f)?, r.transform(f)?));
+                    w2.push((f(w)?, f(r)?));
                 }
                 Expr::Case {
                     operand,
@@ -341,8 +348,7 @@ impl Expr {
             Expr::Sequence(op, name, l) => Expr::Sequence(op, name, list(l, f)?),
             // Aggregate arguments belong to the input below the aggregate: left alone.
             e @ Expr::Agg(_) => e,
-        };
-        f(rebuilt)
+        })
     }
 
     /// Columns of the input row this expression reads (not counting subqueries' outer refs).

@@ -48,6 +48,32 @@ pub trait Transaction: Send {
     fn rollback(self: Box<Self>) -> Result<()>;
 }
 
+/// What [`for_each_entry`] calls with each (key, value).
+pub type EntryVisitor<'a> = dyn FnMut(&mut dyn Transaction, Vec<u8>, Vec<u8>) -> Result<()> + 'a;
+
+/// Visits every entry of `tree` in key order, reading it in batches. `visit` gets the
+/// transaction too: it may write, even to the same tree (keys already passed are not revisited).
+pub fn for_each_entry(
+    txn: &mut dyn Transaction,
+    tree: &str,
+    visit: &mut EntryVisitor<'_>,
+) -> Result<()> {
+    const BATCH: usize = 1024;
+    let mut start = Bound::Unbounded;
+    loop {
+        let batch = txn.scan(tree, start, Bound::Unbounded, false, BATCH)?;
+        let full = batch.len() == BATCH;
+        let last = batch.last().map(|(k, _)| k.clone());
+        for (k, v) in batch {
+            visit(txn, k, v)?;
+        }
+        match last {
+            Some(k) if full => start = Bound::Excluded(k),
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Something that starts transactions.
 pub trait Storage: Send + Sync {
     fn begin(&self, isolation: Isolation) -> Result<Box<dyn Transaction>>;
