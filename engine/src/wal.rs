@@ -1,4 +1,5 @@
-//! The write-ahead log: one append-only file of CRC-framed records, with group commit.
+//! The write-ahead log: one append-only, preallocated file of CRC-framed records, with group
+//! commit.
 //!
 //! The engine appends one record per committed transaction (its logical writes, encoded by the
 //! caller: payloads are opaque bytes here) and acknowledges the commit once `append` returns.
@@ -22,6 +23,21 @@
 //! fsync per fsync-latency, not N. `SyncMode::Normal` groups the same way but only writes
 //! (write(2)); `SyncMode::Off` only buffers, and writes once 1 MiB is pending, at `sync`,
 //! `truncate_before`, and when the `Wal` is dropped.
+//!
+//! PREALLOCATION. fdatasync after a write that grows the file must also journal the new size and
+//! extents; after overwriting blocks already written it need sync just the data, which is
+//! cheaper where the journal commit is a large part of the cost (ext4: often half of it or
+//! more). So the file is kept longer than its records: when a batch would end past the
+//! file's end, the file is first extended with real zero bytes (written, never a hole or
+//! fallocate, whose unwritten extents would still need journaling on first write) to the batch's
+//! end plus as much room again as the file holds (at least `PREALLOC_MIN_BYTES`, at most
+//! `PREALLOC_MAX_BYTES`, rounded to `PREALLOC_MIN_BYTES`). The zeros are made durable by the
+//! batch's own fdatasync (which had to sync the new size anyway: one fsync per extension, not
+//! two); the batches after it overwrite zeros. The zeros after the last record are no frame (magic
+//! 0), so recovery takes a tail of nothing but zeros as the clean end of the log and keeps it as
+//! room. A streamed record is not preallocated for (it would be written twice): past the room
+//! the file just grows. A reset or tail rewrite (`truncate_before`) leaves no room, and dropping
+//! the `Wal` gives the room back (unsynced); the next batch preallocates again.
 //!
 //! STREAMED APPEND (`append_streamed`, for a large record): the appender waits for the flush
 //! role and, holding it, writes the frames pending before it, then its payload piece by piece as
@@ -59,6 +75,10 @@
 //!    an atomic rename of a fully fsynced copy.
 //! 8. One `Wal` per file: `open` takes an exclusive advisory lock (`WalError::Locked` otherwise,
 //!    after retrying for half a second: a just-forked child may hold a dropped `Wal`'s lock).
+//! 9. Every byte of the file after the write position (the end of the written frames) is zero:
+//!    preallocation writes only zeros there, and `open` cuts (truncates) anything else found
+//!    after the last valid frame. So the bytes a batch overwrites never hold a stale frame, and a
+//!    tail of zeros is the clean end, whatever its length.
 //!
 //! FILE HEADER (32 bytes, integers little-endian):
 //!
@@ -71,7 +91,8 @@
 //! | 24     | 4    | reserved, 0                                                      |
 //! | 28     | 4    | CRC32 (IEEE) of bytes 0..28                                      |
 //!
-//! RECORD FRAME (20-byte frame header, then the payload; frames follow each other unpadded):
+//! RECORD FRAME (20-byte frame header, then the payload; frames follow each other unpadded, and
+//! the last one is followed by zero bytes, the preallocated room, up to the end of the file):
 //!
 //! | offset | size | meaning                                                          |
 //! |--------|------|------------------------------------------------------------------|
@@ -93,6 +114,7 @@
 //! | nothing (missing or empty), or only zero bytes      | new log: header with base 32, fsynced |
 //! | < 32 bytes, wrong magic/version, bad header CRC     | `BadHeader`, file untouched           |
 //! | valid frames up to the end                          | all returned                          |
+//! | valid frames, then only zero bytes to the end       | all returned; the zeros kept as room  |
 //! | valid frames, then a bad one, no later batch start  | torn tail: truncated there, fsynced   |
 //! | valid frames, then a bad one, a later batch start   | `Corrupt { lsn of the bad frame }`    |
 //! | a `<path>.truncate-tmp` file                        | deleted (a `truncate_before` crashed) |
@@ -119,8 +141,8 @@
 //! - Damage inside the last write batch is indistinguishable from a torn write and is cut, as is
 //!   damage in the final records of a file that `truncate_before` copied as one unit.
 //!
-//! LEFT OUT: preallocating the file (fdatasync on a growing file also syncs its size; a
-//! preallocated tail would save that), O_DIRECT, splitting the log into segment files, reading
+//! LEFT OUT: reusing the file's room across a reset (it would first have to be zeroed again, see
+//! invariant 9), O_DIRECT, splitting the log into segment files, reading
 //! records other than all at once in `open`, a commit delay to grow batches on purpose, and
 //! fsyncing the directory on platforms other than Unix.
 
@@ -148,6 +170,10 @@ const OFF_MODE_WRITE_BYTES: usize = 1 << 20;
 /// A batch buffer larger than this is freed after use instead of kept for the next batch.
 const SPARE_BUFFER_MAX_BYTES: usize = 4 << 20;
 const TEMP_SUFFIX: &str = ".truncate-tmp";
+/// The file is preallocated in multiples of this, and by at least this much (see PREALLOCATION).
+const PREALLOC_MIN_BYTES: u64 = 64 << 10;
+/// The most the file is extended by at once.
+const PREALLOC_MAX_BYTES: u64 = 8 << 20;
 /// How long `open` retries a busy file lock before reporting `Locked` (see `lock_file`).
 const LOCK_WAIT: Duration = Duration::from_millis(500);
 
@@ -257,7 +283,7 @@ pub struct Wal {
     flush_done: Condvar,
     /// The log file. Locked only by the thread holding the flush role, never while holding
     /// `state`, so it never blocks appenders.
-    file: Mutex<File>,
+    file: Mutex<LogFile>,
     /// Tests set this to make the next flush fail as if the disk had.
     #[cfg(test)]
     fail_next_flush: std::sync::atomic::AtomicBool,
@@ -266,8 +292,9 @@ pub struct Wal {
 impl Wal {
     /// Opens (creating if missing) the log and reads it for recovery: returns the Wal positioned
     /// after the last valid record, and every valid record (its start LSN and payload) in order.
-    /// A torn or partial record at the very end (no intact later write batch after it) is cut off
-    /// (file truncated there). An invalid record followed later by an intact frame of a later
+    /// Zero bytes after the last record are preallocated room: the clean end, kept. A torn or
+    /// partial record at the very end (no intact later write batch after it) is cut off (file
+    /// truncated there). An invalid record followed later by an intact frame of a later
     /// write batch is `WalError::Corrupt { lsn, .. }` naming the bad record's LSN.
     pub fn open(path: &Path, sync_mode: SyncMode) -> Result<(Wal, RecoveredRecords), WalError> {
         let path = path.to_path_buf();
@@ -302,9 +329,14 @@ impl Wal {
         if let Some(corrupt) = scan.corrupt {
             return Err(corrupt);
         }
-        if scan.valid_end < file_len {
+        // A zero-filled tail is the preallocated room of a log that was not closed cleanly: the
+        // clean end, kept for the next appends. Anything else after the last valid frame is a
+        // torn tail: cut, so no stale byte ever sits behind the write position.
+        let mut len = file_len;
+        if scan.valid_end < file_len && !scan.zero_tail {
             file.set_len(scan.valid_end).map_err(io_err)?;
             file.sync_all().map_err(io_err)?;
+            len = scan.valid_end;
         }
         let end_lsn = base_lsn + (scan.valid_end - HEADER_LEN);
         let state = State {
@@ -323,7 +355,7 @@ impl Wal {
             sync_mode,
             state: Mutex::new(state),
             flush_done: Condvar::new(),
-            file: Mutex::new(file),
+            file: Mutex::new(LogFile { file, len }),
             #[cfg(test)]
             fail_next_flush: std::sync::atomic::AtomicBool::new(false),
         };
@@ -474,16 +506,18 @@ impl Wal {
         fsync: bool,
     ) -> io::Result<()> {
         let StreamedFrame { magic, lsn, len } = head;
-        let mut file = self
+        let mut log = self
             .file
             .lock()
             .expect("invariant: WAL file lock not poisoned");
         self.injected_failure()?;
         let frame_at = layout.write_offset() + batch.len() as u64;
-        if !batch.is_empty() {
-            file.seek(SeekFrom::Start(layout.write_offset()))?;
-            file.write_all(batch)?;
-        }
+        let record_end = frame_at + FRAME_HEADER_LEN + len as u64;
+        // No preallocation for the record itself: zero-filling room for a huge record would
+        // write it twice. Past the preallocated end the file simply grows; the next ordinary
+        // batch preallocates again.
+        log.write_at(layout.write_offset(), batch)?;
+        let file = &mut log.file;
         file.seek(SeekFrom::Start(frame_at + FRAME_HEADER_LEN))?;
         let mut crc = crc32fast::Hasher::new();
         let mut written = 0usize;
@@ -500,8 +534,9 @@ impl Wal {
         }
         file.seek(SeekFrom::Start(frame_at))?;
         file.write_all(&frame_header(magic, lsn, len, &crc))?;
+        log.len = log.len.max(record_end);
         if fsync {
-            file.sync_data()?;
+            log.file.sync_data()?;
         }
         Ok(())
     }
@@ -614,8 +649,8 @@ impl Wal {
         }
     }
 
-    /// Bytes in the log file now (header and written frames; frames still buffered in Off mode
-    /// are not in the file yet).
+    /// Bytes of log in the file now: header and written frames, not the preallocated room after
+    /// them (frames still buffered in Off mode are not in the file yet).
     pub fn file_bytes(&self) -> u64 {
         let state = self.lock_state();
         HEADER_LEN + (state.written_lsn - state.base_lsn)
@@ -707,17 +742,16 @@ impl Wal {
     }
 
     fn write_batch(&self, layout: Layout, batch: &[u8], fsync: bool) -> io::Result<()> {
-        let mut file = self
+        let mut log = self
             .file
             .lock()
             .expect("invariant: WAL file lock not poisoned");
         self.injected_failure()?;
-        if !batch.is_empty() {
-            file.seek(SeekFrom::Start(layout.write_offset()))?;
-            file.write_all(batch)?;
-        }
+        let at = layout.write_offset();
+        log.preallocate(at + batch.len() as u64)?;
+        log.write_at(at, batch)?;
         if fsync {
-            file.sync_data()?;
+            log.file.sync_data()?;
         }
         Ok(())
     }
@@ -734,29 +768,28 @@ impl Wal {
             path: self.path.clone(),
             source,
         };
-        let mut file = self
+        let mut log = self
             .file
             .lock()
             .expect("invariant: WAL file lock not poisoned");
         self.injected_failure().map_err(io_err)?;
-        if !batch.is_empty() {
-            file.seek(SeekFrom::Start(layout.write_offset()))
-                .map_err(io_err)?;
-            file.write_all(batch).map_err(io_err)?;
-        }
+        log.write_at(layout.write_offset(), batch).map_err(io_err)?;
 
         if keep_from == end_lsn {
             // Reset. The new header must be durable before the frames go: a crash in between
-            // leaves frames whose LSNs no longer match their positions, cut on recovery.
-            write_header(&mut file, keep_from).map_err(io_err)?;
-            file.sync_data().map_err(io_err)?;
-            file.set_len(HEADER_LEN).map_err(io_err)?;
-            file.sync_all().map_err(io_err)?;
+            // leaves frames whose LSNs no longer match their positions, cut on recovery. The
+            // preallocated tail goes too (it follows stale frames); the next batch regrows it.
+            write_header(&mut log.file, keep_from).map_err(io_err)?;
+            log.file.sync_data().map_err(io_err)?;
+            log.file.set_len(HEADER_LEN).map_err(io_err)?;
+            log.len = HEADER_LEN;
+            log.file.sync_all().map_err(io_err)?;
             return Ok(2);
         }
 
         let keep_offset = HEADER_LEN + (keep_from - layout.base_lsn);
-        check_record_boundary(&mut file, keep_offset, keep_from).map_err(io_err)??;
+        let file = &mut log.file;
+        check_record_boundary(file, keep_offset, keep_from).map_err(io_err)??;
 
         let temp_path = temp_path(&self.path);
         let temp_err = |source| WalError::Io {
@@ -786,7 +819,11 @@ impl Wal {
         temp.sync_all().map_err(temp_err)?;
         fs::rename(&temp_path, &self.path).map_err(temp_err)?;
         sync_parent_dir(&self.path).map_err(io_err)?;
-        *file = temp;
+        // The copy ends at the last record; the next batch preallocates its room again.
+        *log = LogFile {
+            file: temp,
+            len: HEADER_LEN + tail_len,
+        };
         Ok(2)
     }
 
@@ -815,17 +852,20 @@ impl Drop for Wal {
             Ok(state) => state,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if state.failed.is_some() || state.pending.is_empty() {
+        if state.failed.is_some() {
             return;
         }
         let offset = HEADER_LEN + (state.written_lsn - state.base_lsn);
-        let file = match self.file.get_mut() {
-            Ok(file) => file,
+        let log = match self.file.get_mut() {
+            Ok(log) => log,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let _ = file
-            .seek(SeekFrom::Start(offset))
-            .and_then(|_| file.write_all(&state.pending));
+        let end = offset + state.pending.len() as u64;
+        if log.write_at(offset, &state.pending).is_ok() && log.len > end {
+            // A clean close gives the preallocated room back (unsynced: if the cut is lost, the
+            // zeros are a clean end anyway).
+            let _ = log.file.set_len(end);
+        }
     }
 }
 
@@ -850,6 +890,50 @@ struct Layout {
 impl Layout {
     fn write_offset(self) -> u64 {
         HEADER_LEN + (self.written_lsn - self.base_lsn)
+    }
+}
+
+/// The log file and its length, which runs ahead of the written frames by the preallocated
+/// room (see PREALLOCATION).
+struct LogFile {
+    file: File,
+    /// The file's length as this `Wal` made it: every byte from the write position to here is
+    /// zero (written as zeros, never a hole).
+    len: u64,
+}
+
+impl LogFile {
+    /// Writes `bytes` at file offset `at`, noting that the file may have grown.
+    fn write_at(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.file.seek(SeekFrom::Start(at))?;
+        self.file.write_all(bytes)?;
+        self.len = self.len.max(at + bytes.len() as u64);
+        Ok(())
+    }
+
+    /// Makes sure the file holds written bytes up to `end`: if it does not, extends it with
+    /// zeros to `end` plus some room (as much as the file already holds, between
+    /// `PREALLOC_MIN_BYTES` and `PREALLOC_MAX_BYTES`, rounded to whole chunks). Not fsynced
+    /// here: the batch's own fdatasync, which must sync the new size anyway, covers the zeros.
+    fn preallocate(&mut self, end: u64) -> io::Result<()> {
+        if end <= self.len {
+            return Ok(());
+        }
+        let room = end.clamp(PREALLOC_MIN_BYTES, PREALLOC_MAX_BYTES);
+        let target = (end + room).div_ceil(PREALLOC_MIN_BYTES) * PREALLOC_MIN_BYTES;
+        static ZEROS: [u8; PREALLOC_MIN_BYTES as usize] = [0; PREALLOC_MIN_BYTES as usize];
+        self.file.seek(SeekFrom::Start(self.len))?;
+        let mut at = self.len;
+        while at < target {
+            let n = (target - at).min(PREALLOC_MIN_BYTES);
+            self.file.write_all(&ZEROS[..n as usize])?;
+            at += n;
+        }
+        self.len = target;
+        Ok(())
     }
 }
 
@@ -989,6 +1073,9 @@ struct Scan {
     valid_end: u64,
     /// Set when a bad frame is followed by an intact later batch (invariant 5).
     corrupt: Option<WalError>,
+    /// Every byte from `valid_end` to the end of the file is zero: preallocated room, the clean
+    /// end of the log (also when there is no such byte).
+    zero_tail: bool,
 }
 
 /// A frame read during recovery.
@@ -1010,6 +1097,14 @@ fn scan_frames(file: &mut File, file_len: u64, base_lsn: u64) -> io::Result<Scan
                 records.push((Lsn(lsn), frame.payload));
             }
             Err(why) => {
+                if rest_is_zero(&mut reader, offset, file_len)? {
+                    return Ok(Scan {
+                        records,
+                        valid_end: offset,
+                        corrupt: None,
+                        zero_tail: true,
+                    });
+                }
                 let corrupt =
                     find_later_batch(&mut reader, offset, file_len, base_lsn)?.map(|later_lsn| {
                         WalError::Corrupt {
@@ -1024,6 +1119,7 @@ fn scan_frames(file: &mut File, file_len: u64, base_lsn: u64) -> io::Result<Scan
                     records,
                     valid_end: offset,
                     corrupt,
+                    zero_tail: false,
                 });
             }
         }
@@ -1032,7 +1128,25 @@ fn scan_frames(file: &mut File, file_len: u64, base_lsn: u64) -> io::Result<Scan
         records,
         valid_end: offset,
         corrupt: None,
+        zero_tail: true,
     })
+}
+
+/// Whether every byte from `offset` to `file_len` is zero (the preallocated room after the last
+/// record).
+fn rest_is_zero<R: Read + Seek>(reader: &mut R, offset: u64, file_len: u64) -> io::Result<bool> {
+    reader.seek(SeekFrom::Start(offset))?;
+    let mut rest = reader.take(file_len - offset);
+    let mut chunk = [0u8; 1 << 12];
+    loop {
+        let n = rest.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
 }
 
 /// Reads the frame at the reader's position, `remaining` bytes before the end of the file.
@@ -1766,6 +1880,142 @@ mod tests {
             let (wal, recovered) = open(&path, SyncMode::Full);
             assert!(recovered.is_empty());
             assert_eq!(wal.file_bytes(), HEADER_LEN);
+        }
+    }
+
+    /// The file as a crash would leave it: copied while its `Wal` is open, so the preallocated
+    /// room (which dropping the `Wal` gives back) is still there.
+    fn crash_copy(wal: &Wal, path: &Path, to: &Path) {
+        wal.sync().expect("sync");
+        fs::copy(path, to).expect("copy the log");
+    }
+
+    /// Invariant 9 and PREALLOCATION: the file runs ahead of the records with zeros; a log left
+    /// with that room reopens with every record and nothing else, keeps the room, and appends
+    /// into it.
+    #[test]
+    fn preallocated_zero_tail_is_the_clean_end() {
+        let dir = temp_dir();
+        let path = dir.path().join("wal");
+        let crashed = dir.path().join("crashed");
+        let (wal, _) = open(&path, SyncMode::Full);
+        let mut written = Vec::new();
+        for i in 0..300usize {
+            let payload = vec![(i % 251) as u8 + 1; 100 + (i * 37) % 1500];
+            written.push((wal.append(&payload).expect("append"), payload));
+        }
+        let end = wal.end_lsn().0;
+        assert_eq!(wal.file_bytes(), end);
+        crash_copy(&wal, &path, &crashed);
+        let bytes = fs::read(&crashed).expect("read the log");
+        assert!(
+            bytes.len() as u64 >= end + PREALLOC_MIN_BYTES,
+            "room ahead of the records: {} bytes for {end}",
+            bytes.len()
+        );
+        assert!(
+            bytes[end as usize..].iter().all(|&b| b == 0),
+            "room is zeros"
+        );
+        drop(wal);
+        assert_eq!(
+            fs::metadata(&path).expect("stat").len(),
+            end,
+            "a clean close gives the room back"
+        );
+
+        let (wal, recovered) = open(&crashed, SyncMode::Full);
+        assert_eq!(
+            recovered, written,
+            "every record, and nothing from the zeros"
+        );
+        assert_eq!(wal.end_lsn(), Lsn(end));
+        assert_eq!(wal.file_bytes(), end);
+        assert_eq!(
+            fs::metadata(&crashed).expect("stat").len(),
+            bytes.len() as u64,
+            "the room is kept, not cut"
+        );
+        let next = wal.append(b"into the room").expect("append");
+        assert_eq!(next, Lsn(end));
+        let again = dir.path().join("crashed-again");
+        crash_copy(&wal, &crashed, &again);
+        assert_eq!(
+            fs::metadata(&again).expect("stat").len(),
+            bytes.len() as u64,
+            "the append overwrote zeros; the file did not grow"
+        );
+        drop(wal);
+        written.push((next, b"into the room".to_vec()));
+        let (_, recovered) = open(&again, SyncMode::Full);
+        assert_eq!(recovered, written);
+        let (_, recovered) = open(&crashed, SyncMode::Full);
+        assert_eq!(recovered, written);
+    }
+
+    /// Invariants 5 and 9 with preallocated room: damage in the middle is still `Corrupt` (the
+    /// zeros after it prove nothing), a torn last record is still cut, and so is anything that is
+    /// not zero in the room.
+    #[test]
+    fn damage_before_a_preallocated_tail() {
+        let dir = temp_dir();
+        let source = dir.path().join("source");
+        let (wal, _) = open(&source, SyncMode::Full);
+        let written: Vec<_> = (0..10usize)
+            .map(|i| {
+                let payload = format!("record {i} {}", "y".repeat(i * 5)).into_bytes();
+                (wal.append(&payload).expect("append"), payload)
+            })
+            .collect();
+        let end = wal.end_lsn().0;
+        let snapshot = dir.path().join("snapshot");
+        crash_copy(&wal, &source, &snapshot);
+        drop(wal);
+        let snapshot_len = fs::metadata(&snapshot).expect("stat").len();
+        assert!(snapshot_len > end, "the snapshot has room");
+        let path = dir.path().join("damaged");
+
+        let (middle_lsn, middle_payload) = &written[5];
+        for at in [
+            middle_lsn.0,
+            middle_lsn.0 + 9,
+            middle_lsn.0 + FRAME_HEADER_LEN + middle_payload.len() as u64 - 1,
+        ] {
+            fs::copy(&snapshot, &path).expect("copy");
+            flip_byte(&path, at);
+            match Wal::open(&path, SyncMode::Full) {
+                Err(WalError::Corrupt { lsn, .. }) => assert_eq!(lsn, middle_lsn.0, "byte {at}"),
+                Err(other) => panic!("byte {at}: expected Corrupt, got {other}"),
+                Ok((_, records)) => panic!("byte {at}: opened with {} records", records.len()),
+            }
+            assert_eq!(fs::metadata(&path).expect("stat").len(), snapshot_len);
+        }
+
+        fs::copy(&snapshot, &path).expect("copy");
+        flip_byte(&path, written[9].0 .0 + FRAME_HEADER_LEN + 1);
+        let (wal, recovered) = open(&path, SyncMode::Full);
+        assert_eq!(recovered, written[..9], "torn last record cut");
+        assert_eq!(wal.end_lsn(), written[9].0);
+        assert_eq!(fs::metadata(&path).expect("stat").len(), written[9].0 .0);
+        drop(wal);
+
+        for (at, junk) in [
+            (end, &MAGIC_BATCH_START.to_le_bytes()[..]),
+            (end + 1000, &b"x"[..]),
+        ] {
+            fs::copy(&snapshot, &path).expect("copy");
+            let mut file = OpenOptions::new().write(true).open(&path).expect("open");
+            file.seek(SeekFrom::Start(at)).expect("seek");
+            file.write_all(junk).expect("write junk into the room");
+            drop(file);
+            let (wal, recovered) = open(&path, SyncMode::Full);
+            assert_eq!(recovered, written, "junk at {at}");
+            assert_eq!(wal.end_lsn(), Lsn(end));
+            assert_eq!(
+                fs::metadata(&path).expect("stat").len(),
+                end,
+                "junk at {at}: what is not zero is cut"
+            );
         }
     }
 
