@@ -533,6 +533,21 @@ impl Shared {
             .commit_lock
             .lock()
             .expect("invariant: commit lock not poisoned");
+        if let Changes::Batch(batch) = &changes {
+            // A tree this transaction wrote may have been dropped by one that committed since:
+            // that is this transaction's conflict, not a failure of the database.
+            for tree in batch.writes.keys() {
+                let created_here = batch
+                    .tree_ops
+                    .iter()
+                    .any(|op| matches!(op, Op::CreateTree(t) if t == tree));
+                if !created_here && !self.store.has_tree(tree) {
+                    return Err(Error::Serialization(format!(
+                        "tree {tree:?} was dropped by a transaction that committed first"
+                    )));
+                }
+            }
+        }
         let (ts, watermark) = {
             let mut state = self.lock_state();
             if let Some(conflicts) = validate {

@@ -402,3 +402,24 @@ fn checkpoint_bounds_the_wal_and_keeps_data() {
         .count();
     assert_eq!(n, 4000);
 }
+
+#[test]
+fn writing_into_a_tree_dropped_meanwhile_is_a_conflict_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    let mut t = db.begin(Isolation::ReadCommitted).unwrap();
+    t.create_tree("doomed").unwrap();
+    t.commit().unwrap();
+    let mut writer = db.begin(Isolation::ReadCommitted).unwrap();
+    writer.put("doomed", b"k", b"v").unwrap();
+    let mut dropper = db.begin(Isolation::ReadCommitted).unwrap();
+    dropper.drop_tree("doomed").unwrap();
+    dropper.commit().unwrap();
+    assert!(matches!(writer.commit(), Err(Error::Serialization(_))));
+    // The database carries on.
+    let mut t = db.begin(Isolation::ReadCommitted).unwrap();
+    t.create_tree("alive").unwrap();
+    t.put("alive", b"k", b"v").unwrap();
+    t.commit().unwrap();
+    db.verify().unwrap();
+}
