@@ -85,8 +85,7 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
             crate::kv::for_each_entry(txn, &table.tree(), &mut |_, k, bytes| {
                 let row = decode_row(&bytes, width)?;
                 let vals: Vec<Value> = index.columns.iter().map(|&c| row[c].clone()).collect();
-                let mut ik = key_of(&vals);
-                if index.unique && !vals.iter().any(Value::is_null) && !seen.insert(ik.clone()) {
+                if index.unique && !vals.iter().any(Value::is_null) && !seen.insert(key_of(&vals)) {
                     let names: Vec<&str> = index
                         .columns
                         .iter()
@@ -101,8 +100,7 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
                         shown.join(", ")
                     );
                 }
-                ik.extend_from_slice(&k);
-                entries.push((ik, k));
+                entries.push((crate::dml::index_entry(&index, &row, &k), k));
                 Ok(())
             })?;
             entries.sort_unstable();
@@ -511,6 +509,26 @@ pub fn create_view(txn: &mut dyn Transaction, cv: &ast::CreateView) -> Result<()
     catalog::put_view(txn, &view)
 }
 
+/// Refuses to drop `name` while views use it, or (with CASCADE) drops those views.
+fn drop_dependent_views(
+    txn: &mut dyn Transaction,
+    name: &str,
+    kind: &str,
+    cascade: bool,
+) -> Result<()> {
+    let deps = dependent_views(txn, name)?;
+    if !deps.is_empty() && !cascade {
+        bail!(
+            DEPENDENT_OBJECTS_STILL_EXIST,
+            "cannot drop {kind} {name} because other objects depend on it"
+        );
+    }
+    for d in deps {
+        catalog::delete_view(txn, &d)?;
+    }
+    Ok(())
+}
+
 /// Views whose query mentions `name` (to refuse dropping what they depend on).
 fn dependent_views(txn: &mut dyn Transaction, name: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
@@ -548,18 +566,7 @@ pub fn drop(
                     }
                     bail!(UNDEFINED_TABLE, "table \"{name}\" does not exist");
                 };
-                let deps = dependent_views(txn, &name)?;
-                if !deps.is_empty() {
-                    if !cascade {
-                        bail!(
-                            DEPENDENT_OBJECTS_STILL_EXIST,
-                            "cannot drop table {name} because other objects depend on it"
-                        );
-                    }
-                    for d in deps {
-                        catalog::delete_view(txn, &d)?;
-                    }
-                }
+                drop_dependent_views(txn, &name, "table", cascade)?;
                 for other in catalog::tables(txn)? {
                     if other.name != name && other.foreign_keys.iter().any(|f| f.ref_table == name)
                     {
@@ -583,18 +590,7 @@ pub fn drop(
                     }
                     bail!(UNDEFINED_TABLE, "view \"{name}\" does not exist");
                 }
-                let deps = dependent_views(txn, &name)?;
-                if !deps.is_empty() {
-                    if !cascade {
-                        bail!(
-                            DEPENDENT_OBJECTS_STILL_EXIST,
-                            "cannot drop view {name} because other objects depend on it"
-                        );
-                    }
-                    for d in deps {
-                        catalog::delete_view(txn, &d)?;
-                    }
-                }
+                drop_dependent_views(txn, &name, "view", cascade)?;
                 catalog::delete_view(txn, &name)?;
             }
             ast::ObjectType::Index => {

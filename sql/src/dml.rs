@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
-use crate::catalog::{self, IndexKind, RefAction, Table};
+use crate::catalog::{self, Index, IndexKind, RefAction, Table};
 use crate::encoding::{decode_row, encode_row, key_of};
 use crate::error::Result;
 use crate::exec::{self, prefix_end, Cx, Row};
@@ -210,44 +210,28 @@ impl Writer {
         )
     }
 
-    fn put_indexes(&self, key: &[u8], row: &[Value], cx: &mut Cx) -> Result<()> {
-        for index in &self.table.indexes {
-            match index.kind {
-                IndexKind::Dense => {
-                    let mut k = key_of(
-                        &index
-                            .columns
-                            .iter()
-                            .map(|&c| row[c].clone())
-                            .collect::<Vec<_>>(),
-                    );
-                    k.extend_from_slice(key);
-                    cx.txn.put(&index.tree(), &k, key)?;
-                }
-                IndexKind::Sparse => crate::sparse::insert(cx.txn, &self.table, index, key, row)?,
-            }
+    /// Adds `row` (stored at `key`) to one index.
+    fn put_index_entry(&self, index: &Index, key: &[u8], row: &[Value], cx: &mut Cx) -> Result<()> {
+        match index.kind {
+            IndexKind::Dense => cx
+                .txn
+                .put(&index.tree(), &index_entry(index, row, key), key),
+            IndexKind::Sparse => crate::sparse::insert(cx.txn, &self.table, index, key, row),
         }
-        Ok(())
     }
 
-    fn delete_indexes(&self, key: &[u8], row: &[Value], cx: &mut Cx) -> Result<()> {
-        for index in &self.table.indexes {
-            match index.kind {
-                IndexKind::Dense => {
-                    let mut k = key_of(
-                        &index
-                            .columns
-                            .iter()
-                            .map(|&c| row[c].clone())
-                            .collect::<Vec<_>>(),
-                    );
-                    k.extend_from_slice(key);
-                    cx.txn.delete(&index.tree(), &k)?;
-                }
-                IndexKind::Sparse => crate::sparse::delete(cx.txn, index, key)?,
-            }
+    /// Removes `row` (stored at `key`) from one index.
+    fn delete_index_entry(
+        &self,
+        index: &Index,
+        key: &[u8],
+        row: &[Value],
+        cx: &mut Cx,
+    ) -> Result<()> {
+        match index.kind {
+            IndexKind::Dense => cx.txn.delete(&index.tree(), &index_entry(index, row, key)),
+            IndexKind::Sparse => crate::sparse::delete(cx.txn, index, key),
         }
-        Ok(())
     }
 
     /// Inserts a checked row. Returns Err(unique violation) on a conflict.
@@ -258,7 +242,10 @@ impl Writer {
         }
         let key = self.new_key(row, cx)?;
         cx.txn.put(&self.table.tree(), &key, &encode_row(row))?;
-        self.put_indexes(&key, row, cx)
+        for index in &self.table.indexes {
+            self.put_index_entry(index, &key, row, cx)?;
+        }
+        Ok(())
     }
 
     /// Replaces the row at `key` (whose current content is `old`) with `new`.
@@ -292,32 +279,8 @@ impl Writer {
             if !changed {
                 continue;
             }
-            match index.kind {
-                IndexKind::Dense => {
-                    let mut k = key_of(
-                        &index
-                            .columns
-                            .iter()
-                            .map(|&c| old[c].clone())
-                            .collect::<Vec<_>>(),
-                    );
-                    k.extend_from_slice(key);
-                    cx.txn.delete(&index.tree(), &k)?;
-                    let mut k = key_of(
-                        &index
-                            .columns
-                            .iter()
-                            .map(|&c| new[c].clone())
-                            .collect::<Vec<_>>(),
-                    );
-                    k.extend_from_slice(&new_key);
-                    cx.txn.put(&index.tree(), &k, &new_key)?;
-                }
-                IndexKind::Sparse => {
-                    crate::sparse::delete(cx.txn, index, key)?;
-                    crate::sparse::insert(cx.txn, t, index, &new_key, new)?;
-                }
-            }
+            self.delete_index_entry(index, key, old, cx)?;
+            self.put_index_entry(index, &new_key, new, cx)?;
         }
         Ok(())
     }
@@ -325,7 +288,10 @@ impl Writer {
     pub fn delete(&self, key: &[u8], old: &[Value], cx: &mut Cx) -> Result<()> {
         self.check_referenced(old, None, cx)?;
         cx.txn.delete(&self.table.tree(), key)?;
-        self.delete_indexes(key, old, cx)
+        for index in &self.table.indexes {
+            self.delete_index_entry(index, key, old, cx)?;
+        }
+        Ok(())
     }
 
     /// Enforces foreign keys that point at this table when a row goes away or changes its key.
@@ -392,6 +358,20 @@ impl Writer {
     }
 }
 
+/// A dense index's entry for a row: the key of the index columns, then the row's storage key
+/// (so entries are unique even where the indexed values are not).
+pub fn index_entry(index: &Index, row: &[Value], rowkey: &[u8]) -> Vec<u8> {
+    let mut k = key_of(
+        &index
+            .columns
+            .iter()
+            .map(|&c| row[c].clone())
+            .collect::<Vec<_>>(),
+    );
+    k.extend_from_slice(rowkey);
+    k
+}
+
 /// True if some row of `table` has these values in these columns.
 fn row_exists(table: &Table, cols: &[usize], vals: &[Value], cx: &mut Cx) -> Result<bool> {
     Ok(!matching_rows(table, cols, vals, cx)?.is_empty())
@@ -441,28 +421,18 @@ fn matching_rows(
         return Ok(out);
     }
     let mut out = Vec::new();
-    let mut start = Bound::Unbounded;
-    loop {
-        let batch = cx
-            .txn
-            .scan(&table.tree(), start, Bound::Unbounded, false, 1024)?;
-        let n = batch.len();
-        let last = batch.last().map(|(k, _)| k.clone());
-        for (k, bytes) in batch {
-            let row = decode_row(&bytes, width)?;
-            if cols
-                .iter()
-                .zip(&typed)
-                .all(|(&c, v)| !row[c].is_null() && row[c].group_eq(v))
-            {
-                out.push((k, row));
-            }
+    crate::kv::for_each_entry(cx.txn, &table.tree(), &mut |_, k, bytes| {
+        let row = decode_row(&bytes, width)?;
+        if cols
+            .iter()
+            .zip(&typed)
+            .all(|(&c, v)| !row[c].is_null() && row[c].group_eq(v))
+        {
+            out.push((k, row));
         }
-        match last {
-            Some(k) if n == 1024 => start = Bound::Excluded(k),
-            _ => return Ok(out),
-        }
-    }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// The scope of a table's columns (plus the hidden `ctid` key column if `with_key`).

@@ -2094,18 +2094,10 @@ impl<'a> Binder<'a> {
                     Some(e) => Some(self.expr(e, scope, agg)?),
                     None => None,
                 };
-                let mut ty = DataType::Unknown;
-                for (_, t) in results.iter().chain(otherwise.iter()) {
-                    ty = DataType::common(&ty, t).ok_or_else(|| {
-                        err!(
-                            DATATYPE_MISMATCH,
-                            "CASE types {ty} and {t} cannot be matched"
-                        )
-                    })?;
-                }
-                if ty == DataType::Unknown {
-                    ty = DataType::Text;
-                }
+                let ty = result_type(
+                    results.iter().chain(otherwise.iter()).map(|(_, t)| t),
+                    "CASE",
+                )?;
                 let mut pairs = Vec::new();
                 for (w, (r, rt)) in whens.into_iter().zip(results) {
                     pairs.push((w, self.coerce_result(r, &rt, &ty)?));
@@ -2514,18 +2506,7 @@ impl<'a> Binder<'a> {
         match name.as_str() {
             "coalesce" => {
                 let bound = self.bind_list(&args, scope, agg)?;
-                let mut ty = DataType::Unknown;
-                for (_, t) in &bound {
-                    ty = DataType::common(&ty, t).ok_or_else(|| {
-                        err!(
-                            DATATYPE_MISMATCH,
-                            "COALESCE types {ty} and {t} cannot be matched"
-                        )
-                    })?;
-                }
-                if ty == DataType::Unknown {
-                    ty = DataType::Text;
-                }
+                let ty = result_type(bound.iter().map(|(_, t)| t), "COALESCE")?;
                 let mut list = Vec::new();
                 for (x, t) in bound {
                     list.push(self.coerce_result(x, &t, &ty)?);
@@ -2802,6 +2783,24 @@ pub fn parse_expr(sql: &str) -> Result<ast::Expr> {
         .try_with_sql(sql)
         .map_err(|e| err!(SYNTAX_ERROR, "{e}"))?;
     parser.parse_expr().map_err(|e| err!(SYNTAX_ERROR, "{e}"))
+}
+
+/// The type of a CASE or COALESCE: the common type of its branches (text if all are untyped).
+fn result_type<'a>(types: impl Iterator<Item = &'a DataType>, what: &str) -> Result<DataType> {
+    let mut ty = DataType::Unknown;
+    for t in types {
+        ty = DataType::common(&ty, t).ok_or_else(|| {
+            err!(
+                DATATYPE_MISMATCH,
+                "{what} types {ty} and {t} cannot be matched"
+            )
+        })?;
+    }
+    Ok(if ty == DataType::Unknown {
+        DataType::Text
+    } else {
+        ty
+    })
 }
 
 fn op_name(op: SetOpKind) -> &'static str {

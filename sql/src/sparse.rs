@@ -204,31 +204,23 @@ pub fn build(txn: &mut dyn Transaction, table: &Table, index: &Index) -> Result<
     let width = table.columns.len();
     let col = index.columns[0];
     let per = index.zone_rows.max(2) as i64;
-    let mut start = Bound::Unbounded;
     let mut zone: Option<Zone> = None;
-    loop {
-        let batch = txn.scan(&table.tree(), start, Bound::Unbounded, false, 1024)?;
-        let n = batch.len();
-        for (k, bytes) in &batch {
-            let row = decode_row(bytes, width)?;
-            if zone.as_ref().is_some_and(|z| z.rows >= per) {
-                put_zone(txn, index, zone.as_ref().expect("checked"))?;
-                zone = None;
-            }
-            let z = zone.get_or_insert_with(|| Zone {
-                start: k.clone(),
-                min: None,
-                max: None,
-                rows: 0,
-            });
-            widen(z, &row[col])?;
-            z.rows += 1;
+    crate::kv::for_each_entry(txn, &table.tree(), &mut |txn, k, bytes| {
+        let row = decode_row(&bytes, width)?;
+        if zone.as_ref().is_some_and(|z| z.rows >= per) {
+            put_zone(txn, index, zone.as_ref().expect("checked"))?;
+            zone = None;
         }
-        match batch.last() {
-            Some((k, _)) if n == 1024 => start = Bound::Excluded(k.clone()),
-            _ => break,
-        }
-    }
+        let z = zone.get_or_insert(Zone {
+            start: k,
+            min: None,
+            max: None,
+            rows: 0,
+        });
+        widen(z, &row[col])?;
+        z.rows += 1;
+        Ok(())
+    })?;
     if let Some(z) = zone {
         put_zone(txn, index, &z)?;
     }
