@@ -823,6 +823,7 @@ fn bind_change(
         table: table.clone(),
         access: Access::Full,
         filter: None,
+        residual: None,
         reverse: false,
         with_key: true,
     };

@@ -101,15 +101,20 @@ pub fn build(plan: &Plan) -> Box<dyn Node> {
             table,
             access,
             filter,
+            residual,
             reverse,
             with_key,
-        } => Box::new(ScanNode::new(
-            table.clone(),
-            access.clone(),
-            filter.clone(),
-            *reverse,
-            *with_key,
-        )),
+        } => Box::new(ScanNode {
+            table: table.clone(),
+            access: access.clone(),
+            filter: filter.clone(),
+            residual: residual.clone(),
+            reverse: *reverse,
+            with_key: *with_key,
+            state: None,
+            buffer: Vec::new().into_iter(),
+            done: false,
+        }),
         Plan::Values { rows } => Box::new(ValuesNode {
             rows: rows.clone(),
             pos: 0,
@@ -133,6 +138,7 @@ pub fn build(plan: &Plan) -> Box<dyn Node> {
         Plan::Project { input, exprs } => Box::new(ProjectNode {
             input: build(input),
             exprs: exprs.clone(),
+            distinct_columns: distinct_columns(exprs),
         }),
         Plan::Join {
             left,
@@ -279,8 +285,32 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Evaluates key bounds: the byte ranges to scan (empty if a bound value cannot match).
-pub fn key_ranges(range: &KeyRange, types: &[DataType], cx: &mut Cx) -> Result<Vec<KeySpan>> {
+/// Evaluates key bounds: the byte ranges to scan (empty if a bound value cannot match), and
+/// whether every bound converted exactly to its column's type (else a range may be wider
+/// than its terms, which must then be checked per row).
+pub fn key_ranges(
+    range: &KeyRange,
+    types: &[DataType],
+    cx: &mut Cx,
+) -> Result<(Vec<KeySpan>, bool)> {
+    let exact = std::cell::Cell::new(true);
+    let spans = key_spans(range, types, cx, &exact)?;
+    Ok((spans, exact.get()))
+}
+
+fn key_spans(
+    range: &KeyRange,
+    types: &[DataType],
+    cx: &mut Cx,
+    exact: &std::cell::Cell<bool>,
+) -> Result<Vec<KeySpan>> {
+    let exact_cast = |v: Value, ty: &DataType| {
+        let c = exact_cast(v, ty);
+        if c.is_none() {
+            exact.set(false);
+        }
+        c
+    };
     let enc = |exprs: &[Expr], cx: &mut Cx| -> Result<Option<Vec<u8>>> {
         let mut out = Vec::new();
         for (e, ty) in exprs.iter().zip(types) {
@@ -403,7 +433,10 @@ enum ScanState {
 pub struct ScanNode {
     table: Arc<Table>,
     access: Access,
+    /// The filter checked per row: `Plan::Scan`'s filter, or its residual once the key
+    /// bounds turned out exact.
     filter: Option<Expr>,
+    residual: Option<Expr>,
     reverse: bool,
     with_key: bool,
     state: Option<ScanState>,
@@ -412,25 +445,6 @@ pub struct ScanNode {
 }
 
 impl ScanNode {
-    fn new(
-        table: Arc<Table>,
-        access: Access,
-        filter: Option<Expr>,
-        reverse: bool,
-        with_key: bool,
-    ) -> ScanNode {
-        ScanNode {
-            table,
-            access,
-            filter,
-            reverse,
-            with_key,
-            state: None,
-            buffer: Vec::new().into_iter(),
-            done: false,
-        }
-    }
-
     fn open(&mut self, cx: &mut Cx) -> Result<()> {
         let table_tree = self.table.tree();
         let col_types = |cols: &[usize]| -> Vec<DataType> {
@@ -452,7 +466,11 @@ impl ScanNode {
                 // Whole primary keys: direct gets, no range scan.
                 let types = col_types(&self.table.primary_key);
                 let mut rows = Vec::new();
-                for (start, _) in key_ranges(&KeyRange::Points(points.clone()), &types, cx)? {
+                let (spans, exact) = key_ranges(&KeyRange::Points(points.clone()), &types, cx)?;
+                if exact {
+                    self.filter = self.residual.take();
+                }
+                for (start, _) in spans {
                     if let Bound::Included(k) = start {
                         if let Some(v) = cx.txn.get(&table_tree, &k)? {
                             rows.push((k, v));
@@ -467,11 +485,19 @@ impl ScanNode {
             }
             Access::Primary(range) => {
                 let types = col_types(&self.table.primary_key);
-                (table_tree, key_ranges(range, &types, cx)?, false)
+                let (spans, exact) = key_ranges(range, &types, cx)?;
+                if exact {
+                    self.filter = self.residual.take();
+                }
+                (table_tree, spans, false)
             }
             Access::Index(index, range) => {
                 let types = col_types(&index.columns);
-                (index.tree(), key_ranges(range, &types, cx)?, true)
+                let (spans, exact) = key_ranges(range, &types, cx)?;
+                if exact {
+                    self.filter = self.residual.take();
+                }
+                (index.tree(), spans, true)
             }
             Access::Sparse(index, range) => {
                 let ranges = sparse_ranges(&self.table, index, range, cx)?;
@@ -764,6 +790,20 @@ impl Node for FilterNode {
 struct ProjectNode {
     input: Box<dyn Node>,
     exprs: Vec<Expr>,
+    /// When every expression is a column and no column repeats: those columns.
+    distinct_columns: Option<Vec<usize>>,
+}
+
+/// The columns of a projection made of distinct plain columns only.
+fn distinct_columns(exprs: &[Expr]) -> Option<Vec<usize>> {
+    let mut cols = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        match e {
+            Expr::Column(i) if !cols.contains(i) => cols.push(*i),
+            _ => return None,
+        }
+    }
+    Some(cols)
 }
 
 impl Node for ProjectNode {
@@ -771,6 +811,15 @@ impl Node for ProjectNode {
         let Some(row) = self.input.next(cx)? else {
             return Ok(None);
         };
+        if let Some(cols) = &self.distinct_columns {
+            // Each input column at most once: move the values, no copies.
+            let mut row = row;
+            return Ok(Some(
+                cols.iter()
+                    .map(|&i| std::mem::replace(&mut row[i], Value::Null))
+                    .collect(),
+            ));
+        }
         let mut out = Vec::with_capacity(self.exprs.len());
         for e in &self.exprs {
             out.push(match e {

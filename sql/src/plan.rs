@@ -85,6 +85,11 @@ pub enum Plan {
         table: Arc<Table>,
         access: Access,
         filter: Option<Expr>,
+        /// `filter` without the terms the access path's key range guarantees, used instead of
+        /// it when every bound converts exactly to its key column's type (`id BETWEEN 5 AND
+        /// 9` on the primary key leaves nothing to check per row). Equal to `filter` when the
+        /// access path guarantees nothing.
+        residual: Option<Expr>,
         reverse: bool,
         with_key: bool,
     },
@@ -1443,6 +1448,7 @@ impl<'a> Binder<'a> {
                     table: table.clone(),
                     access: Access::Full,
                     filter: None,
+                    residual: None,
                     reverse: false,
                     with_key: false,
                 },

@@ -312,6 +312,14 @@ impl Value {
     }
 
     /// The text form PostgreSQL prints (NULL prints as None).
+    /// [`Value::to_text`], moving a text value's string instead of copying it.
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Value::Text(s) => Some(s),
+            v => v.to_text(),
+        }
+    }
+
     pub fn to_text(&self) -> Option<String> {
         Some(match self {
             Value::Null => return None,

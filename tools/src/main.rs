@@ -11,6 +11,11 @@
 mod raid;
 mod shell;
 
+// The shell and the server allocate many small rows and strings per statement; mimalloc does
+// that markedly faster than the system allocator (see README, "Performance").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Strata: an embeddable and clusterable SQL database.

@@ -505,15 +505,15 @@ pub struct TableData {
 }
 
 impl TableData {
-    fn from_result(r: &QueryResult) -> TableData {
+    fn from_result(r: QueryResult) -> TableData {
         TableData {
             title: None,
             headers: r.columns.iter().map(|c| c.name.clone()).collect(),
             right: r.columns.iter().map(|c| c.ty.is_numeric()).collect(),
             rows: r
                 .rows
-                .iter()
-                .map(|row| row.iter().map(|v| v.to_text()).collect())
+                .into_iter()
+                .map(|row| row.into_iter().map(strata::Value::into_text).collect())
                 .collect(),
             footers: None,
         }
@@ -817,8 +817,12 @@ fn render_unaligned(opts: &PrintOpts, t: &TableData, expanded: bool) -> String {
         s.push('\n');
     }
     for row in &t.rows {
-        let cells: Vec<&str> = row.iter().map(|c| cell_text(opts, c)).collect();
-        s.push_str(&cells.join(sep));
+        for (j, c) in row.iter().enumerate() {
+            if j > 0 {
+                s.push_str(sep);
+            }
+            s.push_str(cell_text(opts, c));
+        }
         s.push('\n');
     }
     if !opts.tuples_only && opts.footer {
@@ -1651,7 +1655,7 @@ impl Shell {
         match result {
             Ok(results) => {
                 let mut text = String::new();
-                for r in &results {
+                for r in results {
                     self.render_result(r, expanded, &mut text);
                 }
                 self.write_out(&text);
@@ -1671,15 +1675,16 @@ impl Shell {
         }
     }
 
-    fn render_result(&self, r: &QueryResult, expanded: Option<bool>, text: &mut String) {
+    fn render_result(&self, r: QueryResult, expanded: Option<bool>, text: &mut String) {
         let quiet = self.quiet();
         if !r.columns.is_empty() {
+            let tag = r.tag.clone();
             text.push_str(&render(&self.print, &TableData::from_result(r), expanded));
             let dml = ["INSERT", "UPDATE", "DELETE", "MERGE"]
                 .iter()
-                .any(|p| r.tag.starts_with(p));
+                .any(|p| tag.starts_with(p));
             if dml && !quiet {
-                text.push_str(&r.tag);
+                text.push_str(&tag);
                 text.push('\n');
             }
         } else if !r.tag.is_empty() && !quiet {
