@@ -110,6 +110,11 @@ pub struct IndexArgs {
     /// Print one JSON object per case per line instead of the table.
     #[arg(long)]
     json: bool,
+    /// At most this many operations per phase (lookups, scans per selectivity, inserted rows,
+    /// updates, deletes): for quick runs. By default each phase stops at its own cap or time
+    /// budget.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_ops: Option<u64>,
 }
 
 const MIN_ROWS: u64 = 1000;
@@ -174,6 +179,18 @@ impl PhaseLimit {
 
     fn done(&self, ops: u64, started: Instant) -> bool {
         ops >= self.max_ops || (ops >= self.min_ops && started.elapsed() >= self.budget)
+    }
+
+    /// This limit with at most `cap` operations.
+    fn capped(self, cap: Option<u64>) -> PhaseLimit {
+        match cap {
+            Some(cap) => PhaseLimit {
+                max_ops: self.max_ops.min(cap),
+                min_ops: self.min_ops.min(cap),
+                budget: self.budget,
+            },
+            None => self,
+        }
     }
 }
 
@@ -553,7 +570,11 @@ fn load_table(
     let maker = RowMaker::new(args.rows, args.value_size, ordered);
     let mut prepared: Option<(u64, Prepared)> = None;
     let bar = progress.bar(
-        if ordered { "load ordered" } else { "load shuffled" },
+        if ordered {
+            "load ordered"
+        } else {
+            "load shuffled"
+        },
         "INSERT",
         args.rows,
     );
@@ -587,7 +608,8 @@ fn load_table(
     }
     let elapsed = started.elapsed();
     bar.finish_and_clear();
-    db.checkpoint().map_err(sql_error("checkpointing the load"))?;
+    db.checkpoint()
+        .map_err(sql_error("checkpointing the load"))?;
     drop(conn);
     drop(db);
     Ok(Loaded {
@@ -674,6 +696,11 @@ fn run_case(
     progress: &Progress,
 ) -> Result<CaseResult, Failure> {
     let label = case.label();
+    let point_limit = POINT_LIMIT.capped(args.max_ops);
+    let range_limit = RANGE_LIMIT.capped(args.max_ops);
+    let insert_limit = INSERT_LIMIT.capped(args.max_ops);
+    let update_limit = UPDATE_LIMIT.capped(args.max_ops);
+    let delete_limit = DELETE_LIMIT.capped(args.max_ops);
     let options = Options {
         sync: SyncMode::Normal,
         ..Options::default()
@@ -742,11 +769,11 @@ fn run_case(
     // 3. Point lookups.
     let point = prepare(&mut conn, POINT_SQL, &[DataType::Int8])?;
     let mut keys = KeyChooser::new(args.distribution, rows, LOOKUP_SEED);
-    let bar = progress.bar(&label, "point lookups", POINT_LIMIT.max_ops);
+    let bar = progress.bar(&label, "point lookups", point_limit.max_ops);
     let (pages_before, reads_before) = page_counters(&db);
     let mut latencies = Vec::new();
     let started = Instant::now();
-    while !POINT_LIMIT.done(latencies.len() as u64, started) {
+    while !point_limit.done(latencies.len() as u64, started) {
         let k = keys.next_key();
         let t = Instant::now();
         let result = conn
@@ -778,11 +805,11 @@ fn run_case(
         let bar = progress.bar(
             &label,
             &format!("range {}%", selectivity * 100.0),
-            RANGE_LIMIT.max_ops,
+            range_limit.max_ops,
         );
         let started = Instant::now();
         let mut queries = 0;
-        while !RANGE_LIMIT.done(queries, started) {
+        while !range_limit.done(queries, started) {
             let lo = starts.next_key();
             let result = conn
                 .session()
@@ -814,12 +841,13 @@ fn run_case(
         &[DataType::Int8, DataType::Int8, DataType::Text],
     )?;
     let mut random_k = KeyChooser::new(Distribution::Random, rows, INSERT_SEED);
-    let bar = progress.bar(&label, "inserts", INSERT_LIMIT.max_ops);
+    let bar = progress.bar(&label, "inserts", insert_limit.max_ops);
     let started = Instant::now();
     let mut inserted = 0;
-    while !INSERT_LIMIT.done(inserted, started) {
+    while !insert_limit.done(inserted, started) {
         conn.execute("BEGIN", &[]).map_err(sql_error("BEGIN"))?;
-        for _ in 0..INSERT_TXN_ROWS {
+        let batch = INSERT_TXN_ROWS.min(insert_limit.max_ops - inserted);
+        for _ in 0..batch {
             let id = rows + inserted;
             let k = if case.ordered {
                 id
@@ -832,7 +860,7 @@ fn run_case(
             inserted += 1;
         }
         conn.execute("COMMIT", &[]).map_err(sql_error("COMMIT"))?;
-        bar.inc(INSERT_TXN_ROWS);
+        bar.inc(batch);
     }
     let insert_rows_per_s = inserted as f64 / started.elapsed().as_secs_f64();
     bar.finish_and_clear();
@@ -840,10 +868,10 @@ fn run_case(
     // 6. Updates of the indexed column, found by primary key; one per transaction.
     let update = prepare(&mut conn, UPDATE_SQL, &[DataType::Int8])?;
     let mut ids = KeyChooser::new(args.distribution, rows, UPDATE_SEED);
-    let bar = progress.bar(&label, "updates", UPDATE_LIMIT.max_ops);
+    let bar = progress.bar(&label, "updates", update_limit.max_ops);
     let started = Instant::now();
     let mut updates = 0;
-    while !UPDATE_LIMIT.done(updates, started) {
+    while !update_limit.done(updates, started) {
         let id = ids.next_key();
         let result = conn
             .session()
@@ -864,10 +892,10 @@ fn run_case(
     // 7. Deletes of distinct rows, one per transaction.
     let delete = prepare(&mut conn, DELETE_SQL, &[DataType::Int8])?;
     let spread = Permutation::new(rows, DELETE_SEED);
-    let bar = progress.bar(&label, "deletes", DELETE_LIMIT.max_ops);
+    let bar = progress.bar(&label, "deletes", delete_limit.max_ops);
     let started = Instant::now();
     let mut deletes = 0;
-    while !DELETE_LIMIT.done(deletes, started) && deletes < rows {
+    while !delete_limit.done(deletes, started) && deletes < rows {
         let id = match args.distribution {
             Distribution::Sequential => deletes,
             Distribution::Random | Distribution::Zipf => spread.apply(deletes),
@@ -953,7 +981,7 @@ pub fn number(x: f64) -> String {
     if !x.is_finite() {
         return "-".into();
     }
-    let places = if x.abs() >= 100.0 || x == 0.0 {
+    let places = if x.abs() >= 100.0 || x.fract() == 0.0 {
         0
     } else if x.abs() >= 10.0 {
         1
@@ -962,9 +990,7 @@ pub fn number(x: f64) -> String {
     };
     let text = format!("{x:.places$}");
     let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
-    let (sign, digits) = whole
-        .strip_prefix('-')
-        .map_or(("", whole), |d| ("-", d));
+    let (sign, digits) = whole.strip_prefix('-').map_or(("", whole), |d| ("-", d));
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
@@ -1012,7 +1038,9 @@ pub fn table_rows(results: &[CaseResult], info: &RunInfo) -> Vec<(String, Vec<St
         ("point p50 (us)", |r, _| number(r.point_p50_us)),
         ("point p99 (us)", |r, _| number(r.point_p99_us)),
         ("pages/lookup", |r, _| number(r.pages_per_lookup)),
-        ("device reads/lookup", |r, _| number(r.device_reads_per_lookup)),
+        ("device reads/lookup", |r, _| {
+            number(r.device_reads_per_lookup)
+        }),
         ("range 0.01% (ms)", |r, _| number(r.range_ms[0])),
         ("range 1% (ms)", |r, _| number(r.range_ms[1])),
         ("range 10% (ms)", |r, _| number(r.range_ms[2])),
@@ -1081,7 +1109,12 @@ fn table(results: &[CaseResult], info: &RunInfo) -> String {
     let _ = writeln!(
         out,
         "{}",
-        header(&|r| if r.case.ordered { "ordered" } else { "shuffled" }.to_string())
+        header(&|r| if r.case.ordered {
+            "ordered"
+        } else {
+            "shuffled"
+        }
+        .to_string())
     );
     let total = label_width + widths.iter().map(|w| w + 2).sum::<usize>();
     let _ = writeln!(out, "{}", "-".repeat(total));
@@ -1103,14 +1136,16 @@ mod tests {
     #[test]
     fn numbers_and_bytes() {
         assert_eq!(number(0.0), "0");
+        assert_eq!(number(10.0), "10");
         assert_eq!(number(1.234), "1.23");
         assert_eq!(number(12.34), "12.3");
         assert_eq!(number(1234567.8), "1,234,568");
         assert_eq!(number(-1234.0), "-1,234");
         assert_eq!(number(f64::NAN), "-");
         assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(4096), "4.00 KiB");
-        assert_eq!(bytes(3 << 20), "3.00 MiB");
+        assert_eq!(bytes(4096), "4 KiB");
+        assert_eq!(bytes(1536), "1.50 KiB");
+        assert_eq!(bytes(3 << 20), "3 MiB");
     }
 
     #[test]

@@ -196,11 +196,7 @@ impl Chart<'_> {
 pub fn render(info: &RunInfo, results: &[CaseResult]) -> String {
     let labels: Vec<String> = results.iter().map(|r| r.case.label()).collect();
     let groups = |f: &dyn Fn(&CaseResult) -> Vec<f64>| -> Vec<(String, Vec<f64>)> {
-        labels
-            .iter()
-            .cloned()
-            .zip(results.iter().map(f))
-            .collect()
+        labels.iter().cloned().zip(results.iter().map(f)).collect()
     };
     let range_series: Vec<String> = SELECTIVITIES
         .iter()
@@ -303,7 +299,11 @@ pub fn render(info: &RunInfo, results: &[CaseResult]) -> String {
             "<th style=\"color: {}\">{}<br>{}</th>",
             strategy_colour(r.case.strategy),
             r.case.strategy.name(),
-            if r.case.ordered { "ordered" } else { "shuffled" }
+            if r.case.ordered {
+                "ordered"
+            } else {
+                "shuffled"
+            }
         );
     }
     h.push_str("</tr>\n");

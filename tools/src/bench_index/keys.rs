@@ -101,7 +101,11 @@ impl Zipf {
     /// `theta` in (0, 1); building it sums `n` terms once (about 10 ms per million).
     pub fn new(n: u64, theta: f64) -> Zipf {
         let n = n.max(1);
-        let zeta = |count: u64| (1..=count).map(|i| 1.0 / (i as f64).powf(theta)).sum::<f64>();
+        let zeta = |count: u64| {
+            (1..=count)
+                .map(|i| 1.0 / (i as f64).powf(theta))
+                .sum::<f64>()
+        };
         let zeta_n = zeta(n);
         let zeta_2 = zeta(2.min(n));
         let eta = if n <= 2 {
