@@ -236,7 +236,7 @@ pub fn render(info: &RunInfo, results: &[CaseResult]) -> String {
         Chart {
             title: "Pages touched per point lookup",
             unit: "pages",
-            note: "Buffer-pool hits + misses per lookup (every B+tree node read, cached or not). Lower is better.",
+            note: "Every page a lookup touched: buffer-pool hits + device reads (misses and overflow pages). Lower is better.",
             series: &["pages"],
             groups: groups(&|r| vec![r.pages_per_lookup]),
         },

@@ -15,7 +15,8 @@ use rand::{Rng, SeedableRng};
 /// How the workload picks the keys it looks up, updates and deletes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Distribution {
-    /// In ascending order, wrapping around: neighbours share pages (the cache-friendliest).
+    /// In ascending order from a (seeded) random start, wrapping around: neighbours share pages
+    /// (the cache-friendliest).
     Sequential,
     /// Uniformly at random.
     Random,
@@ -152,19 +153,19 @@ enum Chooser {
 impl KeyChooser {
     pub fn new(distribution: Distribution, n: u64, seed: u64) -> KeyChooser {
         let n = n.max(1);
+        let mut rng = StdRng::seed_from_u64(seed);
         let kind = match distribution {
-            Distribution::Sequential => Chooser::Sequential { next: 0 },
+            // Not from 0: at the edges of the key space even a useless index looks selective.
+            Distribution::Sequential => Chooser::Sequential {
+                next: rng.gen_range(0..n),
+            },
             Distribution::Random => Chooser::Random,
             Distribution::Zipf => Chooser::Zipf {
                 zipf: Zipf::new(n, 0.99),
                 spread: Permutation::new(n, seed ^ 0x5a5a),
             },
         };
-        KeyChooser {
-            n,
-            rng: StdRng::seed_from_u64(seed),
-            kind,
-        }
+        KeyChooser { n, rng, kind }
     }
 
     pub fn next_key(&mut self) -> u64 {
@@ -244,7 +245,9 @@ mod tests {
             }
         }
         let mut seq = KeyChooser::new(Distribution::Sequential, 3, 0);
-        let keys: Vec<u64> = (0..5).map(|_| seq.next_key()).collect();
-        assert_eq!(keys, [0, 1, 2, 0, 1]);
+        let keys: Vec<u64> = (0..6).map(|_| seq.next_key()).collect();
+        assert_eq!((keys[0] + 1) % 3, keys[1]);
+        assert_eq!((keys[1] + 1) % 3, keys[2]);
+        assert_eq!(keys[..3], keys[3..]);
     }
 }
