@@ -442,7 +442,7 @@ fn run_index(args: IndexArgs) -> Result<(), Failure> {
     };
     eprintln!(
         "strata bench index: {} rows, {} keys, {}-byte values, in {}",
-        args.rows,
+        number(args.rows as f64),
         args.distribution.name(),
         args.value_size,
         dir.path().display()
