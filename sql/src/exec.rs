@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
@@ -400,7 +401,7 @@ enum ScanState {
 }
 
 pub struct ScanNode {
-    table: Rc<Table>,
+    table: Arc<Table>,
     access: Access,
     filter: Option<Expr>,
     reverse: bool,
@@ -412,7 +413,7 @@ pub struct ScanNode {
 
 impl ScanNode {
     fn new(
-        table: Rc<Table>,
+        table: Arc<Table>,
         access: Access,
         filter: Option<Expr>,
         reverse: bool,

@@ -22,6 +22,7 @@ pub mod functions;
 pub mod kv;
 pub mod optimize;
 pub mod plan;
+pub mod plan_cache;
 pub mod session;
 pub mod sparse;
 pub mod value;

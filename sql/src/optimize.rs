@@ -605,7 +605,12 @@ fn key_range(key_cols: &[usize], terms: &[ColTerms]) -> Option<(KeyRange, u32)> 
     None
 }
 
-fn choose_access(table: std::rc::Rc<Table>, filter: Expr, reverse: bool, with_key: bool) -> Plan {
+fn choose_access(
+    table: std::sync::Arc<Table>,
+    filter: Expr,
+    reverse: bool,
+    with_key: bool,
+) -> Plan {
     let terms = collect_terms(&filter, table.columns.len());
     let mut best: Option<(Access, u32)> = None;
     let mut consider = |access: Access, score: u32| {

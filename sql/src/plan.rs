@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use sqlparser::ast;
 
@@ -81,7 +82,7 @@ pub enum Plan {
     /// A table's rows (all columns; with `with_key`, the row's storage key as a last bytea
     /// column, `ctid`), optionally filtered.
     Scan {
-        table: Rc<Table>,
+        table: Arc<Table>,
         access: Access,
         filter: Option<Expr>,
         reverse: bool,
@@ -1409,7 +1410,7 @@ impl<'a> Binder<'a> {
         name: &str,
         alias: Option<&str>,
         col_aliases: &[String],
-    ) -> Result<(Plan, Scope, Option<Rc<Table>>)> {
+    ) -> Result<(Plan, Scope, Option<Arc<Table>>)> {
         let visible = alias.unwrap_or(name);
         // CTEs, innermost first.
         let cte = self.ctes.iter().rev().find_map(|m| m.get(name).cloned());
@@ -1423,7 +1424,7 @@ impl<'a> Binder<'a> {
             return Ok((plan, scope, None));
         }
         if let Some(table) = catalog::table(self.txn, name)? {
-            let table = Rc::new(table);
+            let table = Arc::new(table);
             let mut scope = Scope {
                 cols: table
                     .columns
@@ -1726,7 +1727,7 @@ impl<'a> Binder<'a> {
         let (plan, cols) = bound?;
         Ok((
             Subquery {
-                plan: Rc::new(plan),
+                plan: Arc::new(plan),
                 kind,
                 correlated,
                 id: self.fresh_id(),
