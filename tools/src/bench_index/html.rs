@@ -47,7 +47,7 @@ const AXIS_HEIGHT: f64 = 22.0;
 
 /// Maps values to x positions along the bar area.
 enum Scale {
-    Linear { max: f64 },
+    Linear { max: f64, step: f64 },
     Log { lo: f64, hi: f64 },
 }
 
@@ -63,9 +63,17 @@ impl Scale {
             let lo = min_positive.log10().floor();
             let hi = max.log10().ceil().max(lo + 1.0);
             Scale::Log { lo, hi }
+        } else if max > 0.0 {
+            // Round the axis up to a whole number of steps of 1, 2 or 5 times a power of ten.
+            let step = nice_step(max / 4.0);
+            Scale::Linear {
+                max: (max / step).ceil() * step,
+                step,
+            }
         } else {
             Scale::Linear {
-                max: if max > 0.0 { max } else { 1.0 },
+                max: 1.0,
+                step: 0.25,
             }
         }
     }
@@ -73,7 +81,7 @@ impl Scale {
     /// Fraction of the bar area for `v`, in [0, 1].
     fn fraction(&self, v: f64) -> f64 {
         match self {
-            Scale::Linear { max } => (v / max).clamp(0.0, 1.0),
+            Scale::Linear { max, .. } => (v / max).clamp(0.0, 1.0),
             Scale::Log { lo, hi } => {
                 if v <= 0.0 {
                     0.0
@@ -87,12 +95,15 @@ impl Scale {
     /// Gridline values with their labels.
     fn ticks(&self) -> Vec<(f64, String)> {
         match self {
-            Scale::Linear { max } => (0..=4)
-                .map(|i| {
-                    let v = max * i as f64 / 4.0;
-                    (v, number(v))
-                })
-                .collect(),
+            Scale::Linear { max, step } => {
+                let steps = (max / step).round() as u32;
+                (0..=steps)
+                    .map(|i| {
+                        let v = step * i as f64;
+                        (v, number(v))
+                    })
+                    .collect()
+            }
             Scale::Log { lo, hi } => {
                 let (lo, hi) = (*lo as i32, *hi as i32);
                 (lo..=hi)
@@ -104,6 +115,16 @@ impl Scale {
             }
         }
     }
+}
+
+/// The smallest of 1, 2 or 5 times a power of ten that is at least `x` (> 0).
+fn nice_step(x: f64) -> f64 {
+    let power = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|s| *s >= x * (1.0 - 1e-9))
+        .unwrap_or(10.0 * power)
 }
 
 impl Chart<'_> {
@@ -335,12 +356,18 @@ mod tests {
     fn scales() {
         let linear = Scale::for_values(&[1.0, 50.0]);
         assert!(matches!(linear, Scale::Linear { .. }));
-        assert_eq!(linear.fraction(25.0), 0.5);
+        // 50 / 4 = 12.5 rounds up to steps of 20: an axis 0, 20, 40, 60.
+        assert!(matches!(linear, Scale::Linear { max, step } if max == 60.0 && step == 20.0));
+        assert_eq!(linear.fraction(30.0), 0.5);
+        assert_eq!(linear.ticks().len(), 4);
+        assert_eq!(nice_step(0.3), 0.5);
+        assert_eq!(nice_step(1.0), 1.0);
+        assert_eq!(nice_step(12.0), 20.0);
         let log = Scale::for_values(&[2.0, 20_000.0, 0.0]);
         assert!(matches!(log, Scale::Log { .. }));
         assert_eq!(log.fraction(0.0), 0.0);
         assert!(log.fraction(200.0) > 0.4 && log.fraction(200.0) < 0.6);
-        assert!(matches!(Scale::for_values(&[0.0]), Scale::Linear { max } if max == 1.0));
+        assert!(matches!(Scale::for_values(&[0.0]), Scale::Linear { max, .. } if max == 1.0));
     }
 
     #[test]
