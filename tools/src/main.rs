@@ -1,13 +1,15 @@
 //! The `strata` binary: one tool for every way Strata is used.
 //!
 //! `strata [DBFILE]` is the SQL shell (psql's interface on an embedded database: see
-//! [`shell`]); `strata raid ...` is the RAID workbench. The server (`strata serve`) and the
-//! benchmarks (`strata bench`) join them as subcommands of the same `Cli`.
+//! [`shell`]); `strata raid ...` is the RAID workbench; `strata bench index` measures index
+//! strategies ([`bench_index`]). The server (`strata serve`) joins them as a subcommand of the
+//! same `Cli`.
 //!
 //! Exit codes: 0 on success; 1 for an error (printed on stderr as `error: ...`); 2 when
 //! `raid scrub` leaves problems unrepaired; the shell's are psql's (3 when a script stops at an
 //! error under `ON_ERROR_STOP`).
 
+mod bench_index;
 mod raid;
 mod shell;
 
@@ -39,6 +41,9 @@ enum Command {
     /// Drive the RAID block layer directly: create, status, read, write, fail, replace, scrub.
     #[command(subcommand)]
     Raid(raid::RaidCommand),
+    /// Benchmarks on the real engine: `bench index` (dense vs sparse vs no index).
+    #[command(subcommand)]
+    Bench(bench_index::BenchCommand),
 }
 
 /// Why a command failed: a message for stderr (if not printed already) and an exit code.
@@ -101,6 +106,7 @@ fn main() {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Some(Command::Raid(cmd)) => raid::run(cmd),
+        Some(Command::Bench(cmd)) => bench_index::run(cmd),
         None => match shell::run(cli.shell, &matches) {
             0 => Ok(()),
             code => Err(Failure::quiet(code)),
