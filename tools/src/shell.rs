@@ -779,6 +779,36 @@ fn render_vertical(opts: &PrintOpts, t: &TableData) -> String {
     s
 }
 
+/// Unaligned output of a query result, written straight from its values (what
+/// `render_unaligned` gives for `TableData::from_result`, without a string per cell).
+fn render_unaligned_rows(opts: &PrintOpts, r: &QueryResult, s: &mut String) {
+    let sep = opts.field_sep.as_str();
+    if !opts.tuples_only {
+        for (j, c) in r.columns.iter().enumerate() {
+            if j > 0 {
+                s.push_str(sep);
+            }
+            s.push_str(&c.name);
+        }
+        s.push('\n');
+    }
+    for row in &r.rows {
+        for (j, v) in row.iter().enumerate() {
+            if j > 0 {
+                s.push_str(sep);
+            }
+            if !v.write_text(s) {
+                s.push_str(&opts.null);
+            }
+        }
+        s.push('\n');
+    }
+    if !opts.tuples_only && opts.footer {
+        s.push_str(&row_count(r.rows.len()));
+        s.push('\n');
+    }
+}
+
 fn render_unaligned(opts: &PrintOpts, t: &TableData, expanded: bool) -> String {
     let sep = opts.field_sep.as_str();
     let mut s = String::new();
@@ -1679,7 +1709,16 @@ impl Shell {
         let quiet = self.quiet();
         if !r.columns.is_empty() {
             let tag = r.tag.clone();
-            text.push_str(&render(&self.print, &TableData::from_result(r), expanded));
+            let expanded = expanded.unwrap_or(self.print.expanded == Expanded::On);
+            if self.print.format == Format::Unaligned && !expanded {
+                render_unaligned_rows(&self.print, &r, text);
+            } else {
+                text.push_str(&render(
+                    &self.print,
+                    &TableData::from_result(r),
+                    Some(expanded),
+                ));
+            }
             let dml = ["INSERT", "UPDATE", "DELETE", "MERGE"]
                 .iter()
                 .any(|p| tag.starts_with(p));
