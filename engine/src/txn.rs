@@ -590,6 +590,34 @@ impl Txn {
         self.write(tree, key, Some(value))
     }
 
+    /// Sets many keys of one tree: [`Txn::put`] for each, with the checks that concern the
+    /// tree made once. Ascending keys are the fast path (as for `put`).
+    pub fn put_many<'e>(
+        &mut self,
+        tree: &str,
+        entries: impl IntoIterator<Item = (&'e [u8], &'e [u8])>,
+    ) -> Result<()> {
+        self.check_active()?;
+        self.must_exist(tree)?;
+        let b = &self.buffered;
+        if b.created.is_empty() || !b.created.contains(tree) {
+            for (k, v) in entries {
+                self.write(tree, k, Some(v))?;
+            }
+            return Ok(());
+        }
+        // A tree this transaction created: no row locks (see `write`), one write set.
+        let max = self.shared.store.max_key();
+        let ws = self.buffered.writes.entry(tree.to_string()).or_default();
+        for (k, v) in entries {
+            if k.len() > max {
+                return Err(Error::KeyTooLarge { len: k.len(), max });
+            }
+            ws.set(k, Some(v));
+        }
+        Ok(())
+    }
+
     /// Deletes `key` (deleting a missing key is not an error).
     pub fn delete(&mut self, tree: &str, key: &[u8]) -> Result<()> {
         self.write(tree, key, None)
@@ -598,25 +626,19 @@ impl Txn {
     fn write(&mut self, tree: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         self.check_active()?;
         self.must_exist(tree)?;
-        let known = self
-            .buffered
-            .writes
-            .get(tree)
-            .is_some_and(|ws| ws.contains(key));
-        if !known {
-            let max = self.shared.store.max_key();
-            if key.len() > max {
-                return Err(Error::KeyTooLarge {
-                    len: key.len(),
-                    max,
-                });
-            }
-            // Rows of a tree this transaction created stay invisible to others until it commits,
-            // and the tree's name is locked: they need no row locks.
-            let b = &self.buffered;
-            if b.created.is_empty() || !b.created.contains(tree) {
-                self.lock_for_write(tree, key)?;
-            }
+        // Rows of a tree this transaction created stay invisible to others until it commits,
+        // and the tree's name is locked: they need no row locks.
+        let b = &self.buffered;
+        let created_here = !b.created.is_empty() && b.created.contains(tree);
+        let max = self.shared.store.max_key();
+        if key.len() > max {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max,
+            });
+        }
+        if !created_here && !b.writes.get(tree).is_some_and(|ws| ws.contains(key)) {
+            self.lock_for_write(tree, key)?;
         }
         let ws = match self.buffered.writes.get_mut(tree) {
             Some(ws) => ws,

@@ -423,3 +423,42 @@ fn writing_into_a_tree_dropped_meanwhile_is_a_conflict_not_a_failure() {
     t.commit().unwrap();
     db.verify().unwrap();
 }
+
+#[test]
+fn put_many_into_new_and_existing_trees() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    setup(&db, 3, 100);
+    let keys: Vec<[u8; 4]> = (0u32..1000).map(|i| i.to_be_bytes()).collect();
+    let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
+    txn.create_tree("fresh").unwrap();
+    txn.put_many("fresh", keys.iter().map(|k| (&k[..], &k[..])))
+        .unwrap();
+    // An existing tree takes the ordinary path, with its row locks.
+    txn.put_many(T, [(&7u32.to_be_bytes()[..], &9i64.to_le_bytes()[..])])
+        .unwrap();
+    let long = vec![0u8; 1 << 16];
+    assert!(matches!(
+        txn.put_many("fresh", [(&long[..], &b"v"[..])]),
+        Err(Error::KeyTooLarge { .. })
+    ));
+    // The new tree is invisible to others, then committed whole.
+    let mut other = db.begin(Isolation::ReadCommitted).unwrap();
+    assert!(!other.tree_exists("fresh"));
+    other.rollback().unwrap();
+    txn.commit().unwrap();
+    drop(db);
+    let db = open(&dir);
+    let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
+    let got: Vec<(Vec<u8>, Vec<u8>)> = txn
+        .scan("fresh", Bound::Unbounded, Bound::Unbounded, false)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got.len(), 1000);
+    assert!(got
+        .iter()
+        .zip(&keys)
+        .all(|((k, v), want)| k == want && v == want));
+    assert_eq!(balance(txn.get(T, &7u32.to_be_bytes()).unwrap()), 9);
+}

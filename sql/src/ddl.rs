@@ -82,8 +82,12 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
             // Entries are gathered, then written in key order: the engine's fast path for
             // ascending writes, as a bulk load.
             let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            let mut wanted = vec![false; width];
+            for &c in &index.columns {
+                wanted[c] = true;
+            }
             crate::kv::for_each_entry(txn, &table.tree(), &mut |_, k, bytes| {
-                let row = decode_row(&bytes, width)?;
+                let row = crate::encoding::decode_columns(&bytes, width, Some(&wanted))?;
                 let vals: Vec<Value> = index.columns.iter().map(|&c| row[c].clone()).collect();
                 if index.unique && !vals.iter().any(Value::is_null) && !seen.insert(key_of(&vals)) {
                     let names: Vec<&str> = index
@@ -120,11 +124,13 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
                 a.0.cmp(&b.0)
                     .then_with(|| entries[a.1 as usize].cmp(&entries[b.1 as usize]))
             });
-            let tree = index.tree();
-            for (_, i) in order {
-                let (ik, k) = &entries[i as usize];
-                txn.put(&tree, ik, k)?;
-            }
+            txn.put_many(
+                &index.tree(),
+                &mut order.iter().map(|&(_, i)| {
+                    let (ik, k) = &entries[i as usize];
+                    (ik.as_slice(), k.as_slice())
+                }),
+            )?;
         }
         IndexKind::Sparse => crate::sparse::build(txn, table, &index)?,
     }

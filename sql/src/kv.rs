@@ -23,6 +23,17 @@ pub trait Transaction: Send {
     /// concurrent writer; under REPEATABLE READ a newer commit is a serialization failure).
     fn get_for_update(&mut self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn put(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Puts many entries into one tree (ascending keys are the engine's fast path).
+    fn put_many<'e>(
+        &mut self,
+        tree: &str,
+        entries: &mut dyn Iterator<Item = (&'e [u8], &'e [u8])>,
+    ) -> Result<()> {
+        for (k, v) in entries {
+            self.put(tree, k, v)?;
+        }
+        Ok(())
+    }
     fn delete(&mut self, tree: &str, key: &[u8]) -> Result<()>;
     /// Up to `limit` entries in the range, ascending (or descending if `reverse`).
     fn scan(
@@ -113,6 +124,13 @@ impl Transaction for EngineTxn {
     }
     fn put(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
         Ok(self.txn.put(tree, key, value)?)
+    }
+    fn put_many<'e>(
+        &mut self,
+        tree: &str,
+        entries: &mut dyn Iterator<Item = (&'e [u8], &'e [u8])>,
+    ) -> Result<()> {
+        Ok(self.txn.put_many(tree, entries)?)
     }
     fn delete(&mut self, tree: &str, key: &[u8]) -> Result<()> {
         Ok(self.txn.delete(tree, key)?)

@@ -266,6 +266,27 @@ impl Splitter {
         self.pending.get(at).copied()
     }
 
+    /// Copies a run of characters that mean nothing to the splitter in its current state
+    /// (most of a statement's text) to the statement in one go.
+    fn copy_plain_run(&mut self) {
+        if !self.content {
+            return;
+        }
+        let special = |c: char| match &self.state {
+            Lex::Normal => matches!(c, ';' | '\\' | '-' | '/' | '\'' | '"' | '$' | '(' | ')'),
+            Lex::Single {
+                backslash: false,
+                escaped: false,
+            } => c == '\'',
+            Lex::Double => c == '"',
+            _ => true,
+        };
+        let rest = &self.pending[self.pos..];
+        let run = rest.iter().position(|&c| special(c)).unwrap_or(rest.len());
+        self.buf.extend(&rest[..run]);
+        self.pos += run;
+    }
+
     /// At a `$` (already consumed): the tag of a dollar quote opening here, if one does.
     fn dollar_tag(&self) -> Option<String> {
         if self.buf.chars().last().is_some_and(is_ident_char) {
@@ -293,7 +314,11 @@ impl Splitter {
 
     /// The next complete piece, or None when the text pushed so far is used up.
     pub fn next_piece(&mut self) -> Option<Piece> {
-        while let Some(c) = self.peek(self.pos) {
+        loop {
+            self.copy_plain_run();
+            let Some(c) = self.peek(self.pos) else {
+                break;
+            };
             let next = self.peek(self.pos + 1);
             self.pos += 1;
             match &mut self.state {
