@@ -891,11 +891,19 @@ fn describe(remote: &mut Remote, which: &str, arg: Option<&str>) -> Result<Vec<T
     Ok(vec![t])
 }
 
-/// A column type as psql shows it, from information_schema.columns.
-fn column_type(data_type: &str, udt_name: &str, max_length: &str) -> String {
+/// A column type as psql shows it, from information_schema.columns: `data_type`, `udt_name`,
+/// `character_maximum_length`, and `numeric_precision`, `numeric_scale` (empty when NULL).
+fn column_type(
+    data_type: &str,
+    udt_name: &str,
+    max_length: &str,
+    precision: &str,
+    scale: &str,
+) -> String {
     match data_type {
         "USER-DEFINED" => udt_name.to_string(),
         "ARRAY" => format!("{}[]", udt_name.trim_start_matches('_')),
+        "numeric" if !precision.is_empty() => format!("numeric({precision},{scale})"),
         _ if !max_length.is_empty() => format!("{data_type}({max_length})"),
         _ => data_type.to_string(),
     }
@@ -913,13 +921,20 @@ fn describe_one(
             let rows = remote
                 .query_rows(&format!(
                     "SELECT column_name, data_type, udt_name, character_maximum_length, \
-                     is_nullable, column_default FROM information_schema.columns \
+                     is_nullable, column_default, numeric_precision, numeric_scale \
+                     FROM information_schema.columns \
                      WHERE table_schema = {schema} AND table_name = {name} \
                      ORDER BY ordinal_position"
                 ))?
                 .into_iter()
                 .map(|r| {
-                    let ty = column_type(&cell(&r, 1), &cell(&r, 2), &cell(&r, 3));
+                    let ty = column_type(
+                        &cell(&r, 1),
+                        &cell(&r, 2),
+                        &cell(&r, 3),
+                        &cell(&r, 6),
+                        &cell(&r, 7),
+                    );
                     let nullable = if cell(&r, 4) == "NO" { "not null" } else { "" };
                     if rel.kind == "view" {
                         vec![cell(&r, 0), ty]
@@ -956,9 +971,14 @@ fn describe_one(
                 .iter()
                 .map(|r| cell(r, 0))
                 .collect();
-            let indexes: Vec<String> = all
+            // The primary key first, then by name, as psql lists them.
+            let mut own: Vec<&RemoteRelation> = all
                 .iter()
                 .filter(|i| i.kind == "index" && i.schema == rel.schema && i.table == rel.name)
+                .collect();
+            own.sort_by_key(|i| (!primary.contains(&i.name), i.name.clone()));
+            let indexes: Vec<String> = own
+                .into_iter()
                 .map(|i| {
                     format!(
                         "    \"{}\" {}",
@@ -1140,9 +1160,14 @@ mod tests {
         assert_eq!(index_summary(def, true), "PRIMARY KEY, btree (id)");
         assert_eq!(index_summary(def, false), "UNIQUE, btree (id)");
         assert_eq!(
-            column_type("character varying", "varchar", "10"),
+            column_type("character varying", "varchar", "10", "", ""),
             "character varying(10)"
         );
-        assert_eq!(column_type("ARRAY", "_int4", ""), "int4[]");
+        assert_eq!(column_type("ARRAY", "_int4", "", "", ""), "int4[]");
+        assert_eq!(
+            column_type("numeric", "numeric", "", "5", "2"),
+            "numeric(5,2)"
+        );
+        assert_eq!(column_type("integer", "int4", "", "32", "0"), "integer");
     }
 }
