@@ -1508,10 +1508,14 @@ impl Shell {
 
     fn interactive(&mut self) {
         use rustyline::error::ReadlineError;
+        // Tab completes the common prefix, a second Tab lists the candidates (as in psql).
+        let config = rustyline::Config::builder()
+            .completion_type(rustyline::CompletionType::List)
+            .build();
         let mut rl = match rustyline::Editor::<
             complete::SqlHelper,
             rustyline::history::DefaultHistory,
-        >::new()
+        >::with_config(config)
         {
             Ok(rl) => rl,
             Err(e) => {
