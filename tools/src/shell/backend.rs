@@ -126,5 +126,5 @@ pub trait Backend {
     fn banner(&self) -> String;
 
     /// Ends the session: an open transaction rolls back.
-    fn close(&mut self);
+    fn close(self: Box<Self>);
 }

@@ -195,10 +195,11 @@ impl Backend for Embedded {
         self.path.clone()
     }
 
-    fn close(&mut self) {
+    fn close(self: Box<Self>) {
         // End the session (an open transaction rolls back), then leave a tidy file behind.
-        self.conn = self.db.connect();
-        let _ = self.db.checkpoint();
+        let Embedded { db, conn, .. } = *self;
+        drop(conn);
+        let _ = db.checkpoint();
     }
 }
 

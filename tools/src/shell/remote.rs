@@ -57,6 +57,8 @@ pub fn is_url(arg: &str) -> bool {
 pub struct Remote {
     runtime: Runtime,
     client: Client,
+    /// The task that drives the connection (see [`Remote::connect`]).
+    connection_task: tokio::task::JoinHandle<()>,
     state: TxnState,
     interrupts: Option<Arc<Interrupts>>,
     host: String,
@@ -168,7 +170,7 @@ impl Remote {
         })?;
         // The connection task runs whenever the runtime does (inside block_on); it prints
         // notices as psql does and ends when the connection closes.
-        runtime.spawn(async move {
+        let connection_task = runtime.spawn(async move {
             let mut connection = connection;
             loop {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -187,6 +189,7 @@ impl Remote {
         Ok(Remote {
             runtime,
             client,
+            connection_task,
             state: TxnState::Idle,
             interrupts,
             host,
@@ -736,9 +739,19 @@ impl Backend for Remote {
         )
     }
 
-    fn close(&mut self) {
-        // Dropping the client sends Terminate; the server rolls back an open transaction.
-        self.state = TxnState::Idle;
+    fn close(self: Box<Self>) {
+        // With the client gone the connection task sends Terminate and ends (the server rolls
+        // back an open transaction); give it a moment to do so, as psql's exit does.
+        let Remote {
+            runtime,
+            client,
+            connection_task,
+            ..
+        } = *self;
+        drop(client);
+        runtime.block_on(async {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), connection_task).await;
+        });
     }
 }
 
@@ -762,6 +775,16 @@ fn cell(r: &[Option<String>], i: usize) -> String {
     r.get(i).cloned().flatten().unwrap_or_default()
 }
 
+/// The rows of a catalog query, none if the server has no such relation (42P01).
+fn optional(
+    rows: Result<Vec<Vec<Option<String>>>, DbError>,
+) -> Result<Vec<Vec<Option<String>>>, DbError> {
+    match rows {
+        Err(e) if e.code == "42P01" => Ok(Vec::new()),
+        other => other,
+    }
+}
+
 fn relations(remote: &mut Remote) -> Result<Vec<RemoteRelation>, DbError> {
     let mut out = Vec::new();
     for r in remote.query_rows(&format!(
@@ -780,10 +803,12 @@ fn relations(remote: &mut Remote) -> Result<Vec<RemoteRelation>, DbError> {
             definition: String::new(),
         });
     }
-    for r in remote.query_rows(&format!(
+    // A server with fewer catalog views (Strata's own, say) may lack these two: then there
+    // is nothing of that kind to list.
+    for r in optional(remote.query_rows(&format!(
         "SELECT sequence_schema, sequence_name FROM information_schema.sequences \
          WHERE sequence_schema {USER_SCHEMAS}"
-    ))? {
+    )))? {
         out.push(RemoteRelation {
             schema: cell(&r, 0),
             name: cell(&r, 1),
@@ -792,10 +817,10 @@ fn relations(remote: &mut Remote) -> Result<Vec<RemoteRelation>, DbError> {
             definition: String::new(),
         });
     }
-    for r in remote.query_rows(&format!(
+    for r in optional(remote.query_rows(&format!(
         "SELECT schemaname, indexname, tablename, indexdef FROM pg_catalog.pg_indexes \
          WHERE schemaname {USER_SCHEMAS}"
-    ))? {
+    )))? {
         out.push(RemoteRelation {
             schema: cell(&r, 0),
             name: cell(&r, 1),
@@ -962,15 +987,14 @@ fn describe_one(
                 &["Column", "Type", "Nullable", "Default"],
                 rows,
             );
-            let primary: Vec<String> = remote
-                .query_rows(&format!(
-                    "SELECT constraint_name FROM information_schema.table_constraints \
-                     WHERE table_schema = {schema} AND table_name = {name} \
-                     AND constraint_type = 'PRIMARY KEY'"
-                ))?
-                .iter()
-                .map(|r| cell(r, 0))
-                .collect();
+            let primary: Vec<String> = optional(remote.query_rows(&format!(
+                "SELECT constraint_name FROM information_schema.table_constraints \
+                 WHERE table_schema = {schema} AND table_name = {name} \
+                 AND constraint_type = 'PRIMARY KEY'"
+            )))?
+            .iter()
+            .map(|r| cell(r, 0))
+            .collect();
             // The primary key first, then by name, as psql lists them.
             let mut own: Vec<&RemoteRelation> = all
                 .iter()
@@ -1036,13 +1060,12 @@ fn describe_one(
                 .filter(|c| !c.is_empty())
                 .map(|c| vec![c.to_string()])
                 .collect();
-            let primary = !remote
-                .query_rows(&format!(
-                    "SELECT 1 FROM information_schema.table_constraints \
-                     WHERE table_schema = {schema} AND constraint_name = {name} \
-                     AND constraint_type = 'PRIMARY KEY'"
-                ))?
-                .is_empty();
+            let primary = !optional(remote.query_rows(&format!(
+                "SELECT 1 FROM information_schema.table_constraints \
+                 WHERE table_schema = {schema} AND constraint_name = {name} \
+                 AND constraint_type = 'PRIMARY KEY'"
+            )))?
+            .is_empty();
             let summary = index_summary(&rel.definition, primary);
             let mut t = TableData::text(&format!("Index \"{qualified}\""), &["Column"], rows);
             t.footers = Some(vec![format!(
