@@ -1212,10 +1212,6 @@ pub fn run(args: ShellArgs, matches: &ArgMatches) -> i32 {
             );
             return 1;
         }
-        match Interrupts::install() {
-            Ok(i) => interrupts = Some(i),
-            Err(e) => eprintln!("strata: warning: Ctrl-C will not cancel statements: {e}"),
-        }
         let opts = remote::ConnectOptions {
             url,
             host: args.host.clone(),
@@ -1223,13 +1219,22 @@ pub fn run(args: ShellArgs, matches: &ArgMatches) -> i32 {
             user: args.user.clone(),
             dbname: args.dbname.clone(),
         };
-        match remote::Remote::connect(&opts, interrupts.clone()) {
-            Ok(r) => Box::new(r),
+        let mut remote = match remote::Remote::connect(&opts) {
+            Ok(r) => r,
             Err(e) => {
                 eprintln!("strata: error: {e}");
                 return 2;
             }
+        };
+        // Only now: while connecting, Ctrl-C keeps its default effect (ends the shell).
+        match Interrupts::install() {
+            Ok(i) => {
+                remote.set_interrupts(i.clone());
+                interrupts = Some(i);
+            }
+            Err(e) => eprintln!("strata: warning: Ctrl-C will not cancel statements: {e}"),
         }
+        Box::new(remote)
     } else {
         let path = args
             .dbfile

@@ -98,10 +98,7 @@ fn db_error(e: tokio_postgres::Error) -> DbError {
 
 impl Remote {
     /// Connects; Err is the message to print (`connection to server ... failed: ...`).
-    pub fn connect(
-        opts: &ConnectOptions,
-        interrupts: Option<Arc<Interrupts>>,
-    ) -> Result<Remote, String> {
+    pub fn connect(opts: &ConnectOptions) -> Result<Remote, String> {
         let parsed: Option<Config> = match &opts.url {
             Some(url) => Some(
                 url.parse()
@@ -191,12 +188,17 @@ impl Remote {
             client,
             connection_task,
             state: TxnState::Idle,
-            interrupts,
+            interrupts: None,
             host,
             port,
             user,
             dbname,
         })
+    }
+
+    /// From now on, a Ctrl-C cancels the running statement.
+    pub fn set_interrupts(&mut self, interrupts: Arc<Interrupts>) {
+        self.interrupts = Some(interrupts);
     }
 
     /// Publishes the cancel token while `f` runs, so a Ctrl-C cancels it.
