@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use crate::catalog::{Index, Table};
-use crate::encoding::{decode_row, encode_key};
+use crate::encoding::{decode_columns, encode_key};
 use crate::error::Result;
 use crate::expr::{eval, eval_pred, AggCall, AggFunc, Expr, SeqOp};
 use crate::functions::FnContext;
@@ -96,6 +96,36 @@ pub fn run_plan(plan: &Plan, cx: &mut Cx, limit: Option<usize>) -> Result<Vec<Ro
 
 /// Builds the node tree for a plan.
 pub fn build(plan: &Plan) -> Box<dyn Node> {
+    build_reading(plan, None)
+}
+
+/// Adds the columns `exprs` read to `reads`; None (every column) once one holds a subquery,
+/// which may read the whole row.
+fn add_reads<'e>(
+    reads: Option<Vec<bool>>,
+    exprs: impl IntoIterator<Item = &'e Expr>,
+) -> Option<Vec<bool>> {
+    let mut reads = reads?;
+    let mut whole_row = false;
+    for e in exprs {
+        e.walk(&mut |x| match x {
+            Expr::Column(i) => {
+                if reads.len() <= *i {
+                    reads.resize(i + 1, false);
+                }
+                reads[*i] = true;
+            }
+            Expr::Subquery { .. } => whole_row = true,
+            _ => {}
+        });
+    }
+    (!whole_row).then_some(reads)
+}
+
+/// Builds `plan`, whose rows' consumers read only the columns `reads` marks (None: any): a
+/// table scan below a projection or an aggregate decodes only the columns used above it.
+fn build_reading(plan: &Plan, reads: Option<Vec<bool>>) -> Box<dyn Node> {
+    let build = |p: &Plan| build_reading(p, None);
     match plan {
         Plan::Scan {
             table,
@@ -107,6 +137,11 @@ pub fn build(plan: &Plan) -> Box<dyn Node> {
         } => Box::new(ScanNode {
             table: table.clone(),
             access: access.clone(),
+            wanted: if *with_key {
+                None
+            } else {
+                add_reads(reads, filter.iter().chain(residual))
+            },
             filter: filter.clone(),
             residual: residual.clone(),
             reverse: *reverse,
@@ -132,11 +167,11 @@ pub fn build(plan: &Plan) -> Box<dyn Node> {
             state: None,
         }),
         Plan::Filter { input, predicate } => Box::new(FilterNode {
-            input: build(input),
+            input: build_reading(input, add_reads(reads, [predicate])),
             predicate: predicate.clone(),
         }),
         Plan::Project { input, exprs } => Box::new(ProjectNode {
-            input: build(input),
+            input: build_reading(input, add_reads(Some(Vec::new()), exprs)),
             exprs: exprs.clone(),
             distinct_columns: distinct_columns(exprs),
         }),
@@ -163,13 +198,27 @@ pub fn build(plan: &Plan) -> Box<dyn Node> {
             groups,
             aggs,
         } => Box::new(AggregateNode {
-            input: Some(build(input)),
+            input: Some(build_reading(
+                input,
+                add_reads(
+                    Some(Vec::new()),
+                    groups.iter().chain(aggs.iter().flat_map(|a| {
+                        a.args
+                            .iter()
+                            .chain(a.filter.as_deref())
+                            .chain(a.order_by.iter().map(|k| &k.expr))
+                    })),
+                ),
+            )),
             groups: groups.clone(),
             aggs: aggs.clone(),
             out: None,
         }),
         Plan::Sort { input, keys } => Box::new(SortNode {
-            input: Some(build(input)),
+            input: Some(build_reading(
+                input,
+                add_reads(reads, keys.iter().map(|k| &k.expr)),
+            )),
             keys: keys.clone(),
             out: None,
         }),
@@ -178,7 +227,7 @@ pub fn build(plan: &Plan) -> Box<dyn Node> {
             limit,
             offset,
         } => Box::new(LimitNode {
-            input: build(input),
+            input: build_reading(input, reads),
             limit: limit.clone(),
             offset: offset.clone(),
             state: None,
@@ -433,6 +482,8 @@ enum ScanState {
 pub struct ScanNode {
     table: Arc<Table>,
     access: Access,
+    /// The columns to decode (None: all); the others read as NULL.
+    wanted: Option<Vec<bool>>,
     /// The filter checked per row: `Plan::Scan`'s filter, or its residual once the key
     /// bounds turned out exact.
     filter: Option<Expr>,
@@ -580,7 +631,7 @@ impl Node for ScanNode {
                 cx.stats.row_lookups += 1;
                 let tree = self.table.tree();
                 match cx.txn.get(&tree, &v)? {
-                    Some(bytes) => (decode_row(&bytes, width)?, v),
+                    Some(bytes) => (decode_columns(&bytes, width, self.wanted.as_deref())?, v),
                     None => bail!(
                         DATA_CORRUPTED,
                         "index of table \"{}\" points at a missing row",
@@ -588,7 +639,7 @@ impl Node for ScanNode {
                     ),
                 }
             } else {
-                (decode_row(&v, width)?, k)
+                (decode_columns(&v, width, self.wanted.as_deref())?, k)
             };
             if self.with_key {
                 row.push(Value::Bytea(key));
@@ -1354,18 +1405,28 @@ impl Node for AggregateNode {
                 index.insert(Vec::new(), 0);
             }
             let mut args: Vec<Value> = Vec::new();
+            let mut keys: Vec<Value> = Vec::with_capacity(self.groups.len());
+            let mut k: Vec<u8> = Vec::new();
             while let Some(row) = input.next(cx)? {
-                let mut keys = Vec::with_capacity(self.groups.len());
-                for g in &self.groups {
-                    keys.push(eval(g, &row, cx)?);
-                }
-                let k = row_key(&keys);
-                let gi = match index.get(&k) {
-                    Some(&i) => i,
-                    None => {
-                        groups.push(fresh(keys, &self.aggs));
-                        index.insert(k, groups.len() - 1);
-                        groups.len() - 1
+                // Without GROUP BY every row is in the one group.
+                let gi = if self.groups.is_empty() {
+                    0
+                } else {
+                    keys.clear();
+                    for g in &self.groups {
+                        keys.push(eval(g, &row, cx)?);
+                    }
+                    k.clear();
+                    for v in &keys {
+                        hash_key(v, &mut k);
+                    }
+                    match index.get(k.as_slice()) {
+                        Some(&i) => i,
+                        None => {
+                            groups.push(fresh(keys.clone(), &self.aggs));
+                            index.insert(k.clone(), groups.len() - 1);
+                            groups.len() - 1
+                        }
                     }
                 };
                 let g = &mut groups[gi];

@@ -47,8 +47,9 @@ use std::time::Instant;
 use clap::{ArgMatches, Args};
 use unicode_width::UnicodeWidthStr;
 
-use backend::{Backend, CopyError, StatementOutput, TxnState};
+use backend::{Backend, CopyError, ResultRows, StatementOutput, TxnState};
 use interrupt::Interrupts;
+use strata::QueryResult;
 
 /// The clap id of `-c`, for ordering `-c` and `-f` as given.
 pub const COMMAND_ID: &str = "sql_command";
@@ -536,6 +537,20 @@ pub struct TableData {
 }
 
 impl TableData {
+    fn from_result(r: QueryResult) -> TableData {
+        TableData {
+            title: None,
+            headers: r.columns.iter().map(|c| c.name.clone()).collect(),
+            right: r.columns.iter().map(|c| c.ty.is_numeric()).collect(),
+            rows: r
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(strata::Value::into_text).collect())
+                .collect(),
+            footers: None,
+        }
+    }
+
     /// A table of text cells, all left-aligned.
     fn text(title: &str, headers: &[&str], rows: Vec<Vec<String>>) -> TableData {
         TableData {
@@ -794,6 +809,36 @@ fn render_vertical(opts: &PrintOpts, t: &TableData) -> String {
     }
     s.push('\n');
     s
+}
+
+/// Unaligned output of a query result, written straight from its values (what
+/// `render_unaligned` gives for `TableData::from_result`, without a string per cell).
+fn render_unaligned_rows(opts: &PrintOpts, r: &QueryResult, s: &mut String) {
+    let sep = opts.field_sep.as_str();
+    if !opts.tuples_only {
+        for (j, c) in r.columns.iter().enumerate() {
+            if j > 0 {
+                s.push_str(sep);
+            }
+            s.push_str(&c.name);
+        }
+        s.push('\n');
+    }
+    for row in &r.rows {
+        for (j, v) in row.iter().enumerate() {
+            if j > 0 {
+                s.push_str(sep);
+            }
+            if !v.write_text(s) {
+                s.push_str(&opts.null);
+            }
+        }
+        s.push('\n');
+    }
+    if !opts.tuples_only && opts.footer {
+        s.push_str(&row_count(r.rows.len()));
+        s.push('\n');
+    }
 }
 
 fn render_unaligned(opts: &PrintOpts, t: &TableData, expanded: bool) -> String {
@@ -1678,8 +1723,23 @@ impl Shell {
 
     fn render_result(&self, r: StatementOutput, expanded: Option<bool>, text: &mut String) {
         let quiet = self.quiet();
-        if let Some(table) = &r.table {
-            text.push_str(&render(&self.print, table, expanded));
+        if let Some(rows) = r.rows {
+            let expanded = expanded.unwrap_or(self.print.expanded == Expanded::On);
+            match rows {
+                ResultRows::Values(values)
+                    if self.print.format == Format::Unaligned && !expanded =>
+                {
+                    render_unaligned_rows(&self.print, &values, text);
+                }
+                ResultRows::Values(values) => text.push_str(&render(
+                    &self.print,
+                    &TableData::from_result(values),
+                    Some(expanded),
+                )),
+                ResultRows::Text(table) => {
+                    text.push_str(&render(&self.print, &table, Some(expanded)))
+                }
+            }
             let dml = ["INSERT", "UPDATE", "DELETE", "MERGE"]
                 .iter()
                 .any(|p| r.tag.starts_with(p));

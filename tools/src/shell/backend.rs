@@ -16,13 +16,24 @@
 
 use std::io::{Read, Write};
 
+use strata::QueryResult;
+
 use super::TableData;
+
+/// The rows a statement returned.
+#[derive(Debug, Clone)]
+pub enum ResultRows {
+    /// Typed values (embedded): printed straight from the values where the format allows.
+    Values(QueryResult),
+    /// Text cells (a server's simple-query results).
+    Text(TableData),
+}
 
 /// The outcome of one statement.
 #[derive(Debug, Clone)]
 pub struct StatementOutput {
     /// The rows, when the statement returns rows (a SELECT, or DML with RETURNING).
-    pub table: Option<TableData>,
+    pub rows: Option<ResultRows>,
     /// The command tag, as a server sends it: `CREATE TABLE`, `INSERT 0 1`, `SELECT 3`.
     pub tag: String,
 }

@@ -20,7 +20,9 @@ use strata_sql::catalog::{self, IndexKind, RefAction, Sequence, Table as TableDe
 use strata_sql::kv::{EngineStorage, Storage, Transaction};
 use strata_sql::TxnStatus;
 
-use super::backend::{Backend, CopyError, DbError, Executed, StatementOutput, TxnState};
+use super::backend::{
+    Backend, CopyError, DbError, Executed, ResultRows, StatementOutput, TxnState,
+};
 use super::{glob, normalize_name, TableData};
 
 /// A database opened in this process, and the shell's session on it.
@@ -74,23 +76,8 @@ fn db_error(e: strata::Error) -> DbError {
 /// A query result as the shell prints it.
 fn statement_output(r: QueryResult) -> StatementOutput {
     let tag = r.tag.clone();
-    if r.columns.is_empty() {
-        return StatementOutput { table: None, tag };
-    }
-    StatementOutput {
-        table: Some(TableData {
-            title: None,
-            headers: r.columns.iter().map(|c| c.name.clone()).collect(),
-            right: r.columns.iter().map(|c| c.ty.is_numeric()).collect(),
-            rows: r
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().map(strata::Value::into_text).collect())
-                .collect(),
-            footers: None,
-        }),
-        tag,
-    }
+    let rows = (!r.columns.is_empty()).then_some(ResultRows::Values(r));
+    StatementOutput { rows, tag }
 }
 
 impl Backend for Embedded {

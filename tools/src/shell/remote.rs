@@ -33,7 +33,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::runtime::Runtime;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, SimpleQueryMessage};
 
-use super::backend::{Backend, CopyError, DbError, Executed, StatementOutput, TxnState};
+use super::backend::{
+    Backend, CopyError, DbError, Executed, ResultRows, StatementOutput, TxnState,
+};
 use super::interrupt::Interrupts;
 use super::{glob, normalize_name, Piece, Splitter, TableData};
 
@@ -607,7 +609,7 @@ impl Backend for Remote {
                 (TxnEffect::None, s) => s,
             };
             outputs.push(StatementOutput {
-                table: table.map(|(headers, rows)| result_table(headers, rows)),
+                rows: table.map(|(headers, rows)| ResultRows::Text(result_table(headers, rows))),
                 tag,
             });
         }
