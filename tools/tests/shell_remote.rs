@@ -480,15 +480,20 @@ fn remote_shell_against_postgres() {
         }
         thread::sleep(Duration::from_millis(25));
     }
-    assert!(
-        running,
-        "the pg_sleep statement never showed up in pg_stat_activity"
-    );
+    if !running {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the pg_sleep statement never showed up in pg_stat_activity");
+    }
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(sent, "kill -INT");
+    if !sent {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("kill -INT {} failed", child.id());
+    }
     let r = finish(child, Duration::from_secs(20), "the canceled shell");
     assert!(
         r.stderr
