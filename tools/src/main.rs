@@ -26,9 +26,14 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
     name = "strata",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    // `-h` is the shell's `--host`, as in psql; help is `--help` (or `-?`).
+    disable_help_flag = true
 )]
 struct Cli {
+    /// Print help.
+    #[arg(short = '?', long = "help", global = true, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// The SQL shell (when no subcommand is given).
     #[command(flatten)]
     shell: shell::ShellArgs,

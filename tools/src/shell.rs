@@ -1,7 +1,11 @@
-//! The SQL shell, `strata [DBFILE]`: psql's front end on an embedded Strata database.
+//! The SQL shell, `strata [DBFILE]` or `strata postgres://...`: psql's front end on an
+//! embedded Strata database, or on any server speaking the PostgreSQL wire protocol.
 //!
 //! The database file (default `./strata.db`, `:memory:` for one that lives in memory) is opened
-//! in-process, created if missing. Input comes from, in this order of precedence:
+//! in-process, created if missing ([`embedded`]). A `postgres://` or `postgresql://` URL, or
+//! any of psql's `-h -p -U -d`, connects to a server instead ([`remote`]); the shell logic is
+//! the same for both, behind the [`backend::Backend`] trait. Input comes from, in this order of
+//! precedence:
 //!
 //! * `-c COMMAND` and `-f FILE` (repeatable, run in the order given; `-f -` reads stdin);
 //! * stdin when it is not a terminal: read line by line, each statement run as soon as its `;`
@@ -17,27 +21,35 @@
 //! flushed after every statement. Errors go to stderr as `ERROR:  message (SQLSTATE code)`,
 //! with psql's `LINE n:` and caret when the error has a position.
 //!
-//! Backslash commands: see [`HELP`]. `\copy` is not implemented yet; `:name` variable
-//! interpolation is not either.
+//! Backslash commands: see [`HELP`]; `\copy` is in [`copy`]. Tab completion at the prompt:
+//! [`complete`]. Ctrl-C during a statement on a server cancels it ([`interrupt`]); on an
+//! embedded database it ends the shell (the SQL layer has no cancel API yet). `:name` variable
+//! interpolation is not implemented.
 //!
 //! Exit codes, as psql's: 0 normally (a failed statement in a script does not change it); 1 if
 //! a `-c` command failed, or a file (the database or a `-f` script) could not be opened; 3 when
 //! `ON_ERROR_STOP` is set and a script stopped at an error.
 
+mod backend;
+mod complete;
+mod copy;
+mod embedded;
+mod interrupt;
+mod remote;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{ArgMatches, Args};
-use strata::{Connection, Database, QueryResult};
-use strata_sql::catalog::{self, IndexKind, RefAction, Sequence, Table as TableDef, View};
-use strata_sql::kv::{EngineStorage, Storage, Transaction};
-use strata_sql::TxnStatus;
 use unicode_width::UnicodeWidthStr;
+
+use backend::{Backend, CopyError, ResultRows, StatementOutput, TxnState};
+use interrupt::Interrupts;
+use strata::QueryResult;
 
 /// The clap id of `-c`, for ordering `-c` and `-f` as given.
 pub const COMMAND_ID: &str = "sql_command";
@@ -53,9 +65,28 @@ const MAX_INCLUDE_DEPTH: usize = 64;
 #[derive(Args, Debug, Clone, Default)]
 pub struct ShellArgs {
     /// Database file to open (created if missing; default ./strata.db; `:memory:` for a
-    /// database in memory only).
+    /// database in memory only), or a server to connect to:
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME (also postgresql://).
     #[arg(value_name = "DBFILE")]
     pub dbfile: Option<PathBuf>,
+    /// Connect to the server on HOST (a name, an address, or a Unix-socket directory).
+    #[arg(short = 'h', long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+    /// Connect to the server on PORT (default 5432, or $PGPORT).
+    #[arg(short = 'p', long = "port", value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Connect as USER (default $PGUSER, or the login name); the password comes from the URL
+    /// or $PGPASSWORD.
+    #[arg(
+        short = 'U',
+        long = "username",
+        visible_alias = "user",
+        value_name = "USER"
+    )]
+    pub user: Option<String>,
+    /// Connect to database DBNAME on the server (default: the user name, or $PGDATABASE).
+    #[arg(short = 'd', long = "dbname", value_name = "DBNAME")]
+    pub dbname: Option<String>,
     /// Run this command string (SQL, or one backslash command), then exit. Repeatable.
     #[arg(short = 'c', long = "command", value_name = "COMMAND", id = COMMAND_ID)]
     pub commands: Vec<String>,
@@ -121,6 +152,9 @@ Query buffer
 Input and output
   \\i FILE                run commands from FILE (\\ir: relative to the current script)
   \\o [FILE]              send query results to FILE, or back to stdout
+  \\copy TABLE [(COLS)] from 'FILE'|stdin|pstdin [with] (format csv, header, ...)
+  \\copy TABLE|(QUERY) to 'FILE'|stdout|pstdout [with] (format csv, header, ...)
+                         copy data between a client file and the database
   \\echo [TEXT]           print TEXT
 
 Informational (a PATTERN may use * and ?)
@@ -142,8 +176,6 @@ Formatting
 Variables
   \\set [NAME [VALUE]]    set a variable, or list them (ON_ERROR_STOP, QUIET)
   \\unset NAME            unset a variable
-
-Not yet: \\copy (use INSERT ... VALUES, or a script)
 ";
 
 // ---------------------------------------------------------------------------------------------
@@ -1142,96 +1174,27 @@ fn glob(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-// ---------------------------------------------------------------------------------------------
-// The catalog, for \d
-// ---------------------------------------------------------------------------------------------
-
-/// The committed catalog, read in a transaction of its own.
-struct CatalogSnapshot {
-    tables: Vec<TableDef>,
-    views: Vec<View>,
-    sequences: Vec<Sequence>,
-}
-
-/// Names of catalog entries under `prefix` (`seq/`, ...).
-fn catalog_names(txn: &mut dyn Transaction, prefix: &str) -> strata::Result<Vec<String>> {
-    let mut out = Vec::new();
-    if !txn.tree_exists(catalog::CATALOG_TREE) {
-        return Ok(out);
-    }
-    let mut start = Bound::Included(prefix.as_bytes().to_vec());
+/// The data of `\copy ... from stdin`: lines up to one that is just `\.`, or the end of input.
+fn read_copy_data(input: &mut dyn BufRead) -> Result<Vec<u8>, CopyError> {
+    let mut data = Vec::new();
+    let mut line = Vec::new();
     loop {
-        let batch = txn.scan(catalog::CATALOG_TREE, start, Bound::Unbounded, false, 256)?;
-        for (k, _) in &batch {
-            match k.strip_prefix(prefix.as_bytes()) {
-                Some(name) => out.push(String::from_utf8_lossy(name).into_owned()),
-                None => return Ok(out),
-            }
+        line.clear();
+        let n = input
+            .read_until(b'\n', &mut line)
+            .map_err(|e| CopyError::Io(format!("reading the data: {e}")))?;
+        if n == 0 {
+            return Ok(data);
         }
-        match batch.last() {
-            Some((k, _)) if batch.len() == 256 => start = Bound::Excluded(k.clone()),
-            _ => return Ok(out),
+        let content = line.strip_suffix(b"\n").unwrap_or(&line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content == b"\\." {
+            return Ok(data);
         }
-    }
-}
-
-fn column_list(t: &TableDef, cols: &[usize]) -> String {
-    cols.iter()
-        .map(|&c| t.columns.get(c).map_or("?", |c| c.name.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn kind_name(k: IndexKind) -> &'static str {
-    match k {
-        IndexKind::Dense => "dense",
-        IndexKind::Sparse => "sparse",
-    }
-}
-
-/// What `\d` finds under a name.
-enum Relation<'a> {
-    Table(&'a TableDef),
-    View(&'a View),
-    Sequence(&'a Sequence),
-    /// An index of a table (None: the primary key).
-    Index(&'a TableDef, Option<&'a catalog::Index>),
-}
-
-impl CatalogSnapshot {
-    /// Every relation with its name, sorted by name.
-    fn relations(&self) -> Vec<(String, Relation<'_>)> {
-        let mut out: Vec<(String, Relation<'_>)> = Vec::new();
-        for t in &self.tables {
-            out.push((t.name.clone(), Relation::Table(t)));
-            if !t.primary_key.is_empty() {
-                out.push((format!("{}_pkey", t.name), Relation::Index(t, None)));
-            }
-            for i in &t.indexes {
-                out.push((i.name.clone(), Relation::Index(t, Some(i))));
-            }
+        data.extend_from_slice(&line);
+        if !line.ends_with(b"\n") {
+            data.push(b'\n');
         }
-        for v in &self.views {
-            out.push((v.name.clone(), Relation::View(v)));
-        }
-        for s in &self.sequences {
-            out.push((s.name.clone(), Relation::Sequence(s)));
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
-
-    fn table(&self, name: &str) -> Option<&TableDef> {
-        self.tables.iter().find(|t| t.name == name)
-    }
-}
-
-fn type_of(rel: &Relation<'_>) -> &'static str {
-    match rel {
-        Relation::Table(_) => "table",
-        Relation::View(_) => "view",
-        Relation::Sequence(_) => "sequence",
-        Relation::Index(..) => "index",
     }
 }
 
@@ -1255,12 +1218,12 @@ enum Output {
 }
 
 struct Shell {
-    db: Database,
-    conn: Connection,
-    /// The database as given (for \conninfo).
-    path: String,
-    /// The prompt's name: the file stem.
-    name: String,
+    /// The database: embedded or remote.
+    backend: Box<dyn Backend>,
+    /// Ctrl-C handling, when installed (remote sessions).
+    interrupts: Option<Arc<Interrupts>>,
+    /// A statement ran since tab completion last read the table and column names.
+    names_stale: bool,
     print: PrintOpts,
     out: Output,
     timing: bool,
@@ -1300,41 +1263,65 @@ pub fn run(args: ShellArgs, matches: &ArgMatches) -> i32 {
     }
     actions.sort_by_key(|a| a.0);
 
-    let path = args
+    let url = args
         .dbfile
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("strata.db"));
-    let memory = path.as_os_str() == ":memory:";
-    let opened = if memory {
-        Database::memory()
-    } else {
-        Database::open(&path)
-    };
-    let db = match opened {
-        Ok(db) => db,
-        Err(e) => {
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .filter(|p| remote::is_url(p))
+        .map(str::to_string);
+    let is_remote = url.is_some()
+        || args.host.is_some()
+        || args.port.is_some()
+        || args.user.is_some()
+        || args.dbname.is_some();
+    let mut interrupts = None;
+    let backend: Box<dyn Backend> = if is_remote {
+        if url.is_none() && args.dbfile.is_some() {
             eprintln!(
-                "strata: error: cannot open database \"{}\": {}",
-                path.display(),
-                e.message
+                "strata: error: a database file and -h/-p/-U/-d do not go together (for a server, give a postgres:// URL or the flags)"
             );
             return 1;
         }
-    };
-    let name = if memory {
-        "memory".to_string()
+        let opts = remote::ConnectOptions {
+            url,
+            host: args.host.clone(),
+            port: args.port,
+            user: args.user.clone(),
+            dbname: args.dbname.clone(),
+        };
+        let mut remote = match remote::Remote::connect(&opts) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("strata: error: {e}");
+                return 2;
+            }
+        };
+        // Only now: while connecting, Ctrl-C keeps its default effect (ends the shell).
+        match Interrupts::install() {
+            Ok(i) => {
+                remote.set_interrupts(i.clone());
+                interrupts = Some(i);
+            }
+            Err(e) => eprintln!("strata: warning: Ctrl-C will not cancel statements: {e}"),
+        }
+        Box::new(remote)
     } else {
-        path.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "strata".into())
+        let path = args
+            .dbfile
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("strata.db"));
+        match embedded::Embedded::open(&path) {
+            Ok(e) => Box::new(e),
+            Err(e) => {
+                eprintln!("strata: error: {e}");
+                return 1;
+            }
+        }
     };
-    let conn = db.connect();
     let mut shell = Shell {
-        db,
-        conn,
-        path: path.display().to_string(),
-        name,
+        backend,
+        interrupts,
+        names_stale: true,
         print: PrintOpts::default(),
         out: Output::Stdout,
         timing: false,
@@ -1415,10 +1402,12 @@ impl Shell {
         if let Output::File(f) = &mut self.out {
             let _ = f.flush();
         }
-        // End the session (an open transaction rolls back), then leave a tidy file behind.
-        self.conn = self.db.connect();
-        drop(self.conn);
-        let _ = self.db.checkpoint();
+        self.backend.close();
+    }
+
+    /// Whether Ctrl-C was pressed since the last check (and forgets it).
+    fn take_interrupt(&self) -> bool {
+        self.interrupts.as_ref().is_some_and(|i| i.take_pressed())
     }
 
     fn var_bool(&self, name: &str) -> bool {
@@ -1490,7 +1479,7 @@ impl Shell {
         for p in pieces {
             let (ok, flow) = match p {
                 Piece::Sql(sql) => (self.exec_sql(&sql, None), Flow::Go),
-                Piece::Meta(cmd) => match self.meta(&cmd, &mut sp) {
+                Piece::Meta(cmd) => match self.meta(&cmd, &mut sp, None) {
                     // A script (\i) that stopped at an error fails the command.
                     Ok(Flow::Stop) | Err(()) => (false, Flow::Go),
                     Ok(f) => (true, f),
@@ -1531,9 +1520,13 @@ impl Shell {
                 self.write_out(&text);
             }
             sp.push(&text);
-            let flow = self.drain(&mut sp);
+            let flow = self.drain(&mut sp, Some(&mut *input));
             if flow != Flow::Go {
                 return flow;
+            }
+            if self.take_interrupt() {
+                // Ctrl-C stops a script, as in psql (the running statement was canceled).
+                return Flow::Stop;
             }
         }
         if let Some(sql) = sp.take_buffer() {
@@ -1545,7 +1538,8 @@ impl Shell {
     }
 
     /// Runs every complete piece in the splitter.
-    fn drain(&mut self, sp: &mut Splitter) -> Flow {
+    /// `input` is where the script comes from (`\copy ... from stdin` reads its data there).
+    fn drain(&mut self, sp: &mut Splitter, mut input: Option<&mut dyn BufRead>) -> Flow {
         while let Some(piece) = sp.next_piece() {
             let flow = match piece {
                 Piece::Sql(sql) => {
@@ -1555,7 +1549,15 @@ impl Shell {
                         self.failed()
                     }
                 }
-                Piece::Meta(cmd) => self.meta(&cmd, sp).unwrap_or_else(|()| self.failed()),
+                // (`as_deref_mut` would tie the reborrow to the whole loop.)
+                #[allow(clippy::option_as_ref_deref)]
+                Piece::Meta(cmd) => self
+                    .meta(
+                        &cmd,
+                        sp,
+                        input.as_mut().map(|i| -> &mut dyn BufRead { &mut **i }),
+                    )
+                    .unwrap_or_else(|()| self.failed()),
             };
             if self.broken_pipe {
                 return Flow::Quit;
@@ -1570,18 +1572,26 @@ impl Shell {
     fn prompt(&mut self, sp: &Splitter) -> String {
         let mut c = sp.prompt_char();
         if c == '=' {
-            c = match self.conn.session().status() {
-                TxnStatus::Idle => '=',
-                TxnStatus::InTransaction => '*',
-                TxnStatus::Failed => '!',
+            c = match self.backend.txn_state() {
+                TxnState::Idle => '=',
+                TxnState::InTransaction => '*',
+                TxnState::Failed => '!',
             };
         }
-        format!("{}{}> ", self.name, c)
+        format!("{}{}> ", self.backend.prompt_name(), c)
     }
 
     fn interactive(&mut self) {
         use rustyline::error::ReadlineError;
-        let mut rl = match rustyline::DefaultEditor::new() {
+        // Tab completes the common prefix, a second Tab lists the candidates (as in psql).
+        let config = rustyline::Config::builder()
+            .completion_type(rustyline::CompletionType::List)
+            .build();
+        let mut rl = match rustyline::Editor::<
+            complete::SqlHelper,
+            rustyline::history::DefaultHistory,
+        >::with_config(config)
+        {
             Ok(rl) => rl,
             Err(e) => {
                 eprintln!("strata: warning: no line editing ({e})");
@@ -1596,15 +1606,23 @@ impl Shell {
         if let Some(h) = &history {
             let _ = rl.load_history(h);
         }
+        rl.set_helper(Some(complete::SqlHelper::default()));
         println!(
             "strata {} ({})\nType \"\\?\" for help.\n",
             env!("CARGO_PKG_VERSION"),
-            self.path
+            self.backend.banner()
         );
         let mut sp = Splitter::default();
         let mut entry = String::new();
         loop {
             let prompt = self.prompt(&sp);
+            if self.names_stale {
+                self.names_stale = false;
+                let names = self.backend.completion_names();
+                if let Some(h) = rl.helper_mut() {
+                    h.set_names(names);
+                }
+            }
             match rl.readline(&prompt) {
                 Ok(line) => {
                     if sp.is_idle() {
@@ -1628,8 +1646,9 @@ impl Shell {
                     sp.push(&line);
                     sp.push("\n");
                     // ON_ERROR_STOP stops scripts, not the prompt: run the rest of the line.
+                    self.take_interrupt();
                     let flow = loop {
-                        match self.drain(&mut sp) {
+                        match self.drain(&mut sp, None) {
                             Flow::Stop => continue,
                             f => break f,
                         }
@@ -1704,56 +1723,137 @@ impl Shell {
             self.write_out(&format!("{sql}\n"));
         }
         self.last_query = Some(sql.to_string());
+        self.names_stale = true;
         let start = Instant::now();
-        let result = self.conn.execute_batch(sql);
+        let executed = self.backend.execute(sql);
         let ms = start.elapsed().as_secs_f64() * 1000.0;
-        match result {
-            Ok(results) => {
-                let mut text = String::new();
-                for r in results {
-                    self.render_result(r, expanded, &mut text);
-                }
-                self.write_out(&text);
+        let mut text = String::new();
+        for r in executed.outputs {
+            self.render_result(r, expanded, &mut text);
+        }
+        self.write_out(&text);
+        match executed.error {
+            None => {
                 if self.timing {
                     self.message(&timing_text(ms));
                 }
                 true
             }
-            Err(e) => {
-                let mut msg = format!("ERROR:  {} (SQLSTATE {})\n", e.message, e.code);
-                if let Some(pos) = e.position {
-                    msg.push_str(&error_context(sql, pos));
-                }
-                eprint!("{msg}");
+            Some(e) => {
+                eprint!("{}", e.render(Some(sql)));
                 false
             }
         }
     }
 
-    fn render_result(&self, r: QueryResult, expanded: Option<bool>, text: &mut String) {
+    fn render_result(&self, r: StatementOutput, expanded: Option<bool>, text: &mut String) {
         let quiet = self.quiet();
-        if !r.columns.is_empty() {
-            let tag = r.tag.clone();
+        if let Some(rows) = r.rows {
             let expanded = expanded.unwrap_or(self.print.expanded == Expanded::On);
-            if self.print.format == Format::Unaligned && !expanded {
-                render_unaligned_rows(&self.print, &r, text);
-            } else {
-                text.push_str(&render(
+            match rows {
+                ResultRows::Values(values)
+                    if self.print.format == Format::Unaligned && !expanded =>
+                {
+                    render_unaligned_rows(&self.print, &values, text);
+                }
+                ResultRows::Values(values) => text.push_str(&render(
                     &self.print,
-                    &TableData::from_result(r),
+                    &TableData::from_result(values),
                     Some(expanded),
-                ));
+                )),
+                ResultRows::Text(table) => {
+                    text.push_str(&render(&self.print, &table, Some(expanded)))
+                }
             }
             let dml = ["INSERT", "UPDATE", "DELETE", "MERGE"]
                 .iter()
-                .any(|p| tag.starts_with(p));
+                .any(|p| r.tag.starts_with(p));
             if dml && !quiet {
-                text.push_str(&tag);
+                text.push_str(&r.tag);
                 text.push('\n');
             }
         } else if !r.tag.is_empty() && !quiet {
             text.push_str(&r.tag);
             text.push('\n');
+        }
+    }
+
+    /// `\copy`: the shell reads or writes the client-side data, the database runs one
+    /// `COPY ... FROM STDIN` or `TO STDOUT`. Prints `COPY n`; false (the error printed) if it
+    /// failed.
+    fn copy(&mut self, args: &str, input: Option<&mut dyn BufRead>) -> bool {
+        let cmd = match copy::parse(args) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return false;
+            }
+        };
+        self.names_stale = true;
+        let start = Instant::now();
+        let result = match (&cmd.endpoint, cmd.from) {
+            (copy::Endpoint::File(name), true) => match File::open(name) {
+                Ok(f) => self.backend.copy_in(&cmd.sql, &mut BufReader::new(f)),
+                Err(e) => Err(CopyError::Io(format!("{name}: {e}"))),
+            },
+            (endpoint, true) => {
+                let data = match (endpoint, input) {
+                    (copy::Endpoint::Current, Some(input)) => read_copy_data(input),
+                    _ => {
+                        if io::stdin().is_terminal() {
+                            self.message(
+                                "Enter data to be copied followed by a newline.\n\
+                                 End with a backslash and a period on a line by itself, or an EOF signal.",
+                            );
+                        }
+                        read_copy_data(&mut io::stdin().lock())
+                    }
+                };
+                data.and_then(|d| self.backend.copy_in(&cmd.sql, &mut d.as_slice()))
+            }
+            (copy::Endpoint::File(name), false) => match File::create(name) {
+                Ok(f) => {
+                    let mut w = BufWriter::new(f);
+                    self.backend.copy_out(&cmd.sql, &mut w).and_then(|tag| {
+                        w.flush()
+                            .map(|()| tag)
+                            .map_err(|e| CopyError::Io(format!("{name}: {e}")))
+                    })
+                }
+                Err(e) => Err(CopyError::Io(format!("{name}: {e}"))),
+            },
+            (copy::Endpoint::Current, false) => {
+                let mut data = Vec::new();
+                let r = self.backend.copy_out(&cmd.sql, &mut data);
+                self.write_out(&String::from_utf8_lossy(&data));
+                r
+            }
+            (copy::Endpoint::Process, false) => {
+                let mut out = io::stdout().lock();
+                let r = self.backend.copy_out(&cmd.sql, &mut out);
+                let _ = out.flush();
+                r
+            }
+        };
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(tag) => {
+                if !self.quiet() {
+                    self.write_out(&format!("{tag}\n"));
+                }
+                if self.timing {
+                    self.message(&timing_text(ms));
+                }
+                true
+            }
+            Err(CopyError::Db(e)) => {
+                eprint!("{}", e.render(None));
+                false
+            }
+            Err(CopyError::Io(m)) => {
+                eprintln!("\\copy: {m}");
+                false
+            }
         }
     }
 
@@ -1771,7 +1871,13 @@ impl Shell {
     }
 
     /// Runs a backslash command. Err(()) when it failed (the error is printed).
-    fn meta(&mut self, line: &str, sp: &mut Splitter) -> Result<Flow, ()> {
+    /// `input`: the script being read, if any (the data of `\copy ... from stdin`).
+    fn meta(
+        &mut self,
+        line: &str,
+        sp: &mut Splitter,
+        input: Option<&mut dyn BufRead>,
+    ) -> Result<Flow, ()> {
         let body = &line[1..];
         let name_end = body
             .find(|c: char| c.is_whitespace() || c == '\\')
@@ -1797,10 +1903,7 @@ impl Shell {
                 self.write_out(&help);
             }
             "conninfo" => {
-                let msg = format!(
-                    "You are connected to database \"{}\" at \"{}\".",
-                    self.name, self.path
-                );
+                let msg = self.backend.conninfo();
                 self.message(&msg);
             }
             "g" | "gx" => {
@@ -1977,14 +2080,25 @@ impl Shell {
             "d" | "d+" | "dt" | "dt+" | "di" | "di+" | "dv" | "dv+" | "ds" | "ds+" | "dS"
             | "dS+" | "dtS" | "diS" | "dvS" | "dsS" => {
                 let which = name.trim_end_matches('+').trim_end_matches('S');
-                if let Err(e) = self.describe(which, args.first().map(String::as_str)) {
-                    return fail(e);
+                match self
+                    .backend
+                    .describe(which, args.first().map(String::as_str))
+                {
+                    Ok(tables) => {
+                        let text: String = tables
+                            .iter()
+                            .map(|t| render(&self.print, t, None))
+                            .collect();
+                        self.write_out(&text);
+                    }
+                    Err(e) => return fail(e),
                 }
             }
-            "copy" => return fail(
-                "\\copy is not supported yet: load data with INSERT statements or a script (\\i)"
-                    .into(),
-            ),
+            "copy" => {
+                if !self.copy(rest, input) {
+                    return Err(());
+                }
+            }
             "" => return fail("invalid command \\\nTry \\? for help.".into()),
             _ => return fail(format!("invalid command \\{name}\nTry \\? for help.")),
         }
@@ -2084,331 +2198,6 @@ impl Shell {
         }
         Ok(())
     }
-
-    /// Reads the committed catalog in a read-only transaction of its own.
-    fn catalog(&self) -> strata::Result<CatalogSnapshot> {
-        let storage = EngineStorage(Arc::new(self.db.engine().clone()));
-        let mut txn = storage.begin(strata::Isolation::ReadCommitted)?;
-        let read = |txn: &mut dyn Transaction| -> strata::Result<CatalogSnapshot> {
-            let tables = catalog::tables(txn)?;
-            let views = catalog::views(txn)?;
-            let mut sequences = Vec::new();
-            for name in catalog_names(txn, "seq/")? {
-                if let Some(s) = catalog::sequence(txn, &name)? {
-                    sequences.push(s);
-                }
-            }
-            Ok(CatalogSnapshot {
-                tables,
-                views,
-                sequences,
-            })
-        };
-        let r = read(txn.as_mut());
-        let _ = txn.rollback();
-        r
-    }
-
-    /// `\d`, `\dt`, `\di`, `\dv`, `\ds`, with an optional name or pattern.
-    fn describe(&mut self, which: &str, arg: Option<&str>) -> Result<(), String> {
-        let cat = self
-            .catalog()
-            .map_err(|e| format!("ERROR:  {} (SQLSTATE {})", e.message, e.code))?;
-        let pattern = arg.map(normalize_name);
-        let rels = cat.relations();
-        let matching: Vec<&(String, Relation<'_>)> = rels
-            .iter()
-            .filter(|(n, _)| pattern.as_ref().is_none_or(|p| glob(p, n)))
-            .collect();
-        if which == "d" && pattern.is_some() {
-            // Describe each relation the name or pattern matches.
-            if matching.is_empty() {
-                return Err(format!(
-                    "Did not find any relation named \"{}\".",
-                    arg.unwrap_or_default()
-                ));
-            }
-            let mut text = String::new();
-            // Several (a pattern): each is printed in turn, as psql does.
-            for (_, rel) in &matching {
-                let t = self.describe_one(&cat, rel);
-                text.push_str(&render(&self.print, &t, None));
-            }
-            self.write_out(&text);
-            return Ok(());
-        }
-        let kinds: &[&str] = match which {
-            "dt" => &["table"],
-            "di" => &["index"],
-            "dv" => &["view"],
-            "ds" => &["sequence"],
-            _ => &["table", "view", "sequence"],
-        };
-        let listed: Vec<&(String, Relation<'_>)> = matching
-            .into_iter()
-            .filter(|(_, r)| kinds.contains(&type_of(r)))
-            .collect();
-        if listed.is_empty() {
-            return Err(match arg {
-                Some(a) => format!("Did not find any relation named \"{a}\"."),
-                None => "Did not find any relations.".into(),
-            });
-        }
-        let t = if which == "di" {
-            let rows = listed
-                .iter()
-                .map(|(name, rel)| {
-                    let (table, kind, cols) = match rel {
-                        Relation::Index(t, None) => (
-                            t.name.clone(),
-                            "primary key".to_string(),
-                            column_list(t, &t.primary_key),
-                        ),
-                        Relation::Index(t, Some(i)) => (
-                            t.name.clone(),
-                            format!(
-                                "{}{}",
-                                if i.unique { "unique " } else { "" },
-                                kind_name(i.kind)
-                            ),
-                            column_list(t, &i.columns),
-                        ),
-                        _ => (String::new(), String::new(), String::new()),
-                    };
-                    vec![
-                        "public".into(),
-                        name.clone(),
-                        "index".into(),
-                        table,
-                        kind,
-                        cols,
-                    ]
-                })
-                .collect();
-            TableData::text(
-                "List of relations",
-                &["Schema", "Name", "Type", "Table", "Kind", "Columns"],
-                rows,
-            )
-        } else {
-            let rows = listed
-                .iter()
-                .map(|(name, rel)| vec!["public".into(), name.clone(), type_of(rel).into()])
-                .collect();
-            TableData::text("List of relations", &["Schema", "Name", "Type"], rows)
-        };
-        let text = render(&self.print, &t, None);
-        self.write_out(&text);
-        Ok(())
-    }
-
-    /// `\d NAME` for one relation.
-    fn describe_one(&mut self, cat: &CatalogSnapshot, rel: &Relation<'_>) -> TableData {
-        match rel {
-            Relation::Table(t) => describe_table(cat, t),
-            Relation::View(v) => {
-                let types = self.view_types(v);
-                let names: Vec<String> = match &types {
-                    Some(cols) => cols.iter().map(|(n, _)| n.clone()).collect(),
-                    None => v.columns.clone(),
-                };
-                let rows = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| {
-                        let ty = types
-                            .as_ref()
-                            .and_then(|c| c.get(i))
-                            .map(|(_, t)| t.clone())
-                            .unwrap_or_default();
-                        vec![n.clone(), ty]
-                    })
-                    .collect();
-                let mut t = TableData::text(
-                    &format!("View \"public.{}\"", v.name),
-                    &["Column", "Type"],
-                    rows,
-                );
-                let mut query = v.query.trim_end().to_string();
-                if !query.ends_with(';') {
-                    query.push(';');
-                }
-                let mut footers = vec!["View definition:".to_string()];
-                footers.extend(query.lines().map(|l| format!(" {l}")));
-                t.footers = Some(footers);
-                t
-            }
-            Relation::Sequence(s) => {
-                let mut t = TableData::text(
-                    &format!("Sequence \"public.{}\"", s.name),
-                    &[
-                        "Type",
-                        "Start",
-                        "Minimum",
-                        "Maximum",
-                        "Increment",
-                        "Cycles?",
-                    ],
-                    vec![vec![
-                        "bigint".into(),
-                        s.start.to_string(),
-                        s.min.to_string(),
-                        s.max.to_string(),
-                        s.increment.to_string(),
-                        if s.cycle { "yes" } else { "no" }.into(),
-                    ]],
-                );
-                t.right = vec![false, true, true, true, true, false];
-                t.footers = Some(match &s.owned_by {
-                    Some((table, col)) => vec![format!("Owned by: public.{table}.{col}")],
-                    None => vec![],
-                });
-                t
-            }
-            Relation::Index(table, index) => {
-                let (name, cols, what) = match index {
-                    None => (
-                        format!("{}_pkey", table.name),
-                        table.primary_key.clone(),
-                        "primary key, dense".to_string(),
-                    ),
-                    Some(i) => (
-                        i.name.clone(),
-                        i.columns.clone(),
-                        format!(
-                            "{}{}",
-                            if i.unique { "unique, " } else { "" },
-                            kind_name(i.kind)
-                        ),
-                    ),
-                };
-                let rows = cols
-                    .iter()
-                    .filter_map(|&c| table.columns.get(c))
-                    .map(|c| vec![c.name.clone(), c.ty.name()])
-                    .collect();
-                let mut t = TableData::text(
-                    &format!("Index \"public.{name}\""),
-                    &["Column", "Type"],
-                    rows,
-                );
-                t.footers = Some(vec![format!("{what}, for table \"public.{}\"", table.name)]);
-                t
-            }
-        }
-    }
-
-    /// A view's column names and types, by binding its query (None if that fails, or the
-    /// session's transaction has failed).
-    fn view_types(&mut self, v: &View) -> Option<Vec<(String, String)>> {
-        if self.conn.session().status() == TxnStatus::Failed {
-            return None;
-        }
-        let sql = format!("SELECT * FROM \"{}\"", v.name.replace('"', "\"\""));
-        let stmt = strata_sql::parse(&sql).ok()?.pop()?;
-        let (_, cols) = self.conn.session().describe(&stmt, &[]).ok()?;
-        Some(cols.into_iter().map(|c| (c.name, c.ty.name())).collect())
-    }
-}
-
-/// `\d TABLE`: columns, then indexes and constraints as footers.
-fn describe_table(cat: &CatalogSnapshot, t: &TableDef) -> TableData {
-    let rows = t
-        .columns
-        .iter()
-        .map(|c| {
-            vec![
-                c.name.clone(),
-                c.ty.name(),
-                if c.not_null { "not null" } else { "" }.into(),
-                c.default.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let mut out = TableData::text(
-        &format!("Table \"public.{}\"", t.name),
-        &["Column", "Type", "Nullable", "Default"],
-        rows,
-    );
-    let mut footers = Vec::new();
-    let mut indexes = Vec::new();
-    if !t.primary_key.is_empty() {
-        indexes.push(format!(
-            "    \"{}_pkey\" PRIMARY KEY, dense ({})",
-            t.name,
-            column_list(t, &t.primary_key)
-        ));
-    }
-    let mut sorted: Vec<&catalog::Index> = t.indexes.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    for i in sorted {
-        let what = match (i.constraint, i.unique) {
-            (true, _) => "UNIQUE CONSTRAINT, ",
-            (false, true) => "UNIQUE, ",
-            (false, false) => "",
-        };
-        indexes.push(format!(
-            "    \"{}\" {what}{} ({})",
-            i.name,
-            kind_name(i.kind),
-            column_list(t, &i.columns)
-        ));
-    }
-    if !indexes.is_empty() {
-        footers.push("Indexes:".to_string());
-        footers.extend(indexes);
-    }
-    if !t.checks.is_empty() {
-        footers.push("Check constraints:".to_string());
-        for c in &t.checks {
-            let e = c.expr.trim();
-            let e = if e.starts_with('(') && e.ends_with(')') {
-                e.to_string()
-            } else {
-                format!("({e})")
-            };
-            footers.push(format!("    \"{}\" CHECK {e}", c.name));
-        }
-    }
-    let fk_text = |child: &TableDef, fk: &catalog::ForeignKey| {
-        let parent_cols = match cat.table(&fk.ref_table) {
-            Some(p) => column_list(p, &fk.ref_columns),
-            None => "?".into(),
-        };
-        let action = match fk.on_delete {
-            RefAction::NoAction => "",
-            RefAction::Cascade => " ON DELETE CASCADE",
-            RefAction::SetNull => " ON DELETE SET NULL",
-        };
-        format!(
-            "FOREIGN KEY ({}) REFERENCES {}({parent_cols}){action}",
-            column_list(child, &fk.columns),
-            fk.ref_table
-        )
-    };
-    if !t.foreign_keys.is_empty() {
-        footers.push("Foreign-key constraints:".to_string());
-        for fk in &t.foreign_keys {
-            footers.push(format!("    \"{}\" {}", fk.name, fk_text(t, fk)));
-        }
-    }
-    let mut referenced = Vec::new();
-    for other in &cat.tables {
-        for fk in other.foreign_keys.iter().filter(|f| f.ref_table == t.name) {
-            referenced.push(format!(
-                "    TABLE \"{}\" CONSTRAINT \"{}\" {}",
-                other.name,
-                fk.name,
-                fk_text(other, fk)
-            ));
-        }
-    }
-    if !referenced.is_empty() {
-        footers.push("Referenced by:".to_string());
-        footers.extend(referenced);
-    }
-    out.footers = Some(footers);
-    out
 }
 
 #[cfg(test)]

@@ -502,3 +502,75 @@ fn a_database_that_cannot_be_opened_is_an_error() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("cannot open database"), "{}", r.stderr);
 }
+
+#[test]
+fn copy_round_trips_through_client_files() {
+    let dir = setup();
+    let d = dir.path();
+    std::fs::write(
+        d.join("in.csv"),
+        "id,name\n1,\"x, y\"\n2,\"say \"\"hi\"\"\"\n3,\n",
+    )
+    .unwrap();
+    let r = strata(
+        d,
+        &[
+            "c.db",
+            "-c",
+            "CREATE TABLE t (id INT PRIMARY KEY, name TEXT)",
+            "-c",
+            "\\copy t from 'in.csv' with (format csv, header)",
+            "-c",
+            "\\copy (SELECT * FROM t ORDER BY id) to 'out.csv' csv header",
+        ],
+        "",
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "CREATE TABLE\nCOPY 3\nCOPY 3\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("out.csv")).unwrap(),
+        "id,name\n1,\"x, y\"\n2,\"say \"\"hi\"\"\"\n3,\n"
+    );
+
+    // Data inline in a script, up to `\.`; out again to stdout in text format.
+    let r = strata(
+        d,
+        &["c.db"],
+        "\\copy t (id, name) from stdin\n10\tten\n11\t\\N\n\\.\n\\copy (SELECT * FROM t WHERE id >= 10 ORDER BY id) to stdout\n",
+    );
+    assert_eq!(
+        r.stdout, "COPY 2\n10\tten\n11\t\\N\nCOPY 2\n",
+        "{}",
+        r.stderr
+    );
+
+    // A bad row fails the whole COPY (one statement): nothing of the file is loaded.
+    std::fs::write(d.join("bad.csv"), "20,ok\ntwenty-one,bad\n").unwrap();
+    let r = strata(
+        d,
+        &["c.db", "-v", "ON_ERROR_STOP=1"],
+        "\\copy t from 'bad.csv' (format csv)\nSELECT 1;\n",
+    );
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("(SQLSTATE 22P02)"), "{}", r.stderr);
+    let r = strata(d, &["c.db", "-At", "-c", "SELECT count(*) FROM t"], "");
+    assert_eq!(r.stdout, "5\n");
+
+    // A missing file, and arguments that do not parse.
+    let r = strata(d, &["c.db", "-c", "\\copy t from 'missing.csv'"], "");
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("missing.csv: No such file"),
+        "{}",
+        r.stderr
+    );
+    let r = strata(d, &["c.db", "-c", "\\copy t into x"], "");
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "\\copy: parse error at \"into\"\n")
+    );
+}

@@ -1,0 +1,77 @@
+//! Ctrl-C (SIGINT) in the shell: cancel the running statement, not the shell.
+//!
+//! A thread of its own waits for SIGINT (on a small tokio runtime, whose signal handling is
+//! safe and process-wide). When one arrives:
+//!
+//! 1. if a statement is running on a server, its cancel token is there ([`Interrupts::set_running`]):
+//!    the thread prints `Cancel request sent` and sends the CancelRequest on a new connection;
+//!    the server fails the statement with 57014, which reaches the shell as any error does;
+//! 2. in every case the press is remembered ([`Interrupts::take_pressed`]): a script (`-f`,
+//!    stdin, `\i`) stops after the statement that was running, with exit code 3, as psql's
+//!    does; the interactive prompt clears it and carries on.
+//!
+//! Installed only for remote sessions: the embedded SQL layer on `main` has no cancel API
+//! yet, so there a Ctrl-C keeps its default effect (the process ends).
+//!
+//! Invariant: the running token is set only while the main thread waits for that statement,
+//! so a cancel can reach only the statement the user saw running (a CancelRequest that
+//! arrives after it finished finds the session idle and does nothing, on PostgreSQL).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_postgres::{CancelToken, NoTls};
+
+/// Shared between the shell and the SIGINT thread.
+#[derive(Default)]
+pub struct Interrupts {
+    running: Mutex<Option<CancelToken>>,
+    pressed: AtomicBool,
+}
+
+impl Interrupts {
+    /// Starts the SIGINT thread. From then on SIGINT no longer ends the process.
+    pub fn install() -> Result<Arc<Interrupts>, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the signal runtime: {e}"))?;
+        let mut sigint = {
+            let _entered = runtime.enter();
+            signal(SignalKind::interrupt()).map_err(|e| format!("cannot catch SIGINT: {e}"))?
+        };
+        let interrupts = Arc::new(Interrupts::default());
+        let shared = interrupts.clone();
+        std::thread::Builder::new()
+            .name("sigint".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while sigint.recv().await.is_some() {
+                        shared.pressed.store(true, Ordering::SeqCst);
+                        let token = shared.running.lock().map(|t| t.clone()).unwrap_or_default();
+                        if let Some(token) = token {
+                            eprintln!("Cancel request sent");
+                            if let Err(e) = token.cancel_query(NoTls).await {
+                                eprintln!("Could not send cancel request: {e}");
+                            }
+                        }
+                    }
+                })
+            })
+            .map_err(|e| format!("cannot start the SIGINT thread: {e}"))?;
+        Ok(interrupts)
+    }
+
+    /// Publishes (Some) or withdraws (None) the cancel token of the running statement.
+    pub fn set_running(&self, token: Option<CancelToken>) {
+        if let Ok(mut running) = self.running.lock() {
+            *running = token;
+        }
+    }
+
+    /// Whether Ctrl-C was pressed since the last call (and forgets it).
+    pub fn take_pressed(&self) -> bool {
+        self.pressed.swap(false, Ordering::SeqCst)
+    }
+}
