@@ -443,7 +443,7 @@ fn put_many_into_new_and_existing_trees() {
         Err(Error::KeyTooLarge { .. })
     ));
     // The new tree is invisible to others, then committed whole.
-    let mut other = db.begin(Isolation::ReadCommitted).unwrap();
+    let other = db.begin(Isolation::ReadCommitted).unwrap();
     assert!(!other.tree_exists("fresh"));
     other.rollback().unwrap();
     txn.commit().unwrap();
