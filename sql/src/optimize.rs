@@ -636,9 +636,14 @@ fn choose_access(
                 if let Some((r, s)) = key_range(&index.columns, &terms) {
                     // Through an index costs a lookup per row: prefer the primary key on ties.
                     let s = if s == 0 && index.unique { 1 } else { s * 2 + 1 };
-                    // With statistics, a wide range is cheaper as a full scan.
-                    if let (Some(stats), KeyRange::Range { prefix, .. }) = (&table.stats, &r) {
-                        if prefix.is_empty() && stats.rows > 1000 {
+                    // A range open on one side is assumed to match a third of the rows (as
+                    // PostgreSQL assumes for an inequality it cannot estimate): through the
+                    // index, a lookup per row, that is dearer than a full scan of a table of
+                    // some size. Bounded on both sides, it is assumed narrow.
+                    if let (Some(stats), KeyRange::Range { prefix, lo, hi }) = (&table.stats, &r)
+                    {
+                        if prefix.is_empty() && (lo.is_none() || hi.is_none()) && stats.rows > 1000
+                        {
                             continue;
                         }
                     }
