@@ -286,3 +286,51 @@ fn statements_share_cached_plans_that_follow_ddl_of_other_connections() {
     tx.rollback().unwrap();
     assert_eq!(v(&mut reader, "SELECT v FROM t WHERE id = 2"), ["b"]);
 }
+
+#[test]
+fn index_only_scans_read_no_rows_and_agree_with_row_scans() {
+    let db = Database::memory().unwrap();
+    let mut c = db.connect();
+    c.execute_batch(
+        "CREATE TABLE t (id INT PRIMARY KEY, k TEXT, v INT);
+         CREATE INDEX t_k ON t (k);
+         INSERT INTO t SELECT g, 'k' || (g % 50), g * 2 FROM generate_series(1, 2000) g;
+         DELETE FROM t WHERE id % 10 = 0;",
+    )
+    .unwrap();
+    let rows = |c: &mut strata::Connection, sql: &str| -> (Vec<String>, u64) {
+        let r = c.query(sql, &[]).unwrap();
+        let text = r
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.text(i).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        (text, c.session().last_stats.row_lookups)
+    };
+    // k and id come from the index entries alone; v needs the rows.
+    let (only, lookups) = rows(&mut c, "SELECT id, k FROM t WHERE k = 'k7' ORDER BY id");
+    assert_eq!(lookups, 0);
+    assert_eq!(only.len(), 40);
+    let (full, lookups) = rows(&mut c, "SELECT id, k, v FROM t WHERE k = 'k7' ORDER BY id");
+    assert_eq!(lookups, 40);
+    let trimmed: Vec<String> = full
+        .iter()
+        .map(|r| r.rsplit_once(',').unwrap().0.to_string())
+        .collect();
+    assert_eq!(only, trimmed);
+    // k1 (40 rows), k10 (none left), k11..k19 (360) and k2 (40).
+    let (count, lookups) = rows(
+        &mut c,
+        "SELECT count(*) FROM t WHERE k BETWEEN 'k1' AND 'k2'",
+    );
+    assert_eq!((count, lookups), (vec!["440".to_string()], 0));
+    let (scanned, _) = rows(
+        &mut c,
+        "SELECT count(*) FROM t WHERE k || '' BETWEEN 'k1' AND 'k2'",
+    );
+    assert_eq!(scanned, ["440"]);
+}

@@ -21,7 +21,7 @@
 use rust_decimal::Decimal;
 
 use crate::error::Result;
-use crate::value::{Interval, Value};
+use crate::value::{DataType, Interval, Value};
 use crate::{bail, err};
 
 const KEY_NULL: u8 = 0xFF;
@@ -61,6 +61,84 @@ pub fn key_of(values: &[Value]) -> Vec<u8> {
         encode_key(v, &mut out);
     }
     out
+}
+
+/// True for the types whose key encoding gives the value back exactly ([`decode_key`]); the
+/// others lose something (a numeric's trailing zeros, an interval's months, a float's -0).
+pub fn key_decodes(ty: &DataType) -> bool {
+    matches!(
+        ty,
+        DataType::Bool
+            | DataType::Int2
+            | DataType::Int4
+            | DataType::Int8
+            | DataType::Date
+            | DataType::Timestamp
+            | DataType::TimestampTz
+            | DataType::Text
+            | DataType::Varchar(_)
+            | DataType::Bytea
+    )
+}
+
+/// Decodes the key-encoded value of type `ty` at the start of `key` and moves past it. Only
+/// for types where [`key_decodes`] holds.
+pub fn decode_key(key: &mut &[u8], ty: &DataType) -> Result<Value> {
+    let corrupt = || err!(DATA_CORRUPTED, "index key does not decode as {ty}");
+    let (&tag, rest) = key.split_first().ok_or_else(corrupt)?;
+    *key = rest;
+    if tag == KEY_NULL {
+        return Ok(Value::Null);
+    }
+    if tag != KEY_VALUE {
+        return Err(corrupt());
+    }
+    let int = |key: &mut &[u8]| -> Result<i64> {
+        let (b, rest) = key.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        *key = rest;
+        Ok((u64::from_be_bytes(*b) ^ (1 << 63)) as i64)
+    };
+    Ok(match ty {
+        DataType::Bool => {
+            let (&b, rest) = key.split_first().ok_or_else(corrupt)?;
+            *key = rest;
+            Value::Bool(b != 0)
+        }
+        DataType::Int2 => Value::Int2(int(key)?.try_into().map_err(|_| corrupt())?),
+        DataType::Int4 => Value::Int4(int(key)?.try_into().map_err(|_| corrupt())?),
+        DataType::Int8 => Value::Int8(int(key)?),
+        DataType::Date => Value::Date(int(key)?.try_into().map_err(|_| corrupt())?),
+        DataType::Timestamp => Value::Timestamp(int(key)?),
+        DataType::TimestampTz => Value::TimestampTz(int(key)?),
+        DataType::Text | DataType::Varchar(_) | DataType::Bytea => {
+            let mut bytes = Vec::new();
+            let mut i = 0;
+            loop {
+                match (key.get(i), key.get(i + 1)) {
+                    (Some(0), Some(0)) => break,
+                    (Some(0), Some(0xFF)) => {
+                        bytes.push(0);
+                        i += 2;
+                    }
+                    (Some(&c), _) if c != 0 => {
+                        bytes.push(c);
+                        i += 1;
+                    }
+                    _ => return Err(corrupt()),
+                }
+            }
+            *key = &key[i + 2..];
+            if *ty == DataType::Bytea {
+                Value::Bytea(bytes)
+            } else {
+                Value::Text(String::from_utf8(bytes).map_err(|_| corrupt())?)
+            }
+        }
+        _ => bail!(
+            INTERNAL_ERROR,
+            "values of type {ty} cannot be read back from an index key"
+        ),
+    })
 }
 
 fn flip_i64(v: i64) -> [u8; 8] {
@@ -322,6 +400,35 @@ mod tests {
 
     fn k(v: Value) -> Vec<u8> {
         key_of(&[v])
+    }
+
+    #[test]
+    fn keys_decode_to_their_values() {
+        let cases = [
+            (Value::Bool(true), DataType::Bool),
+            (Value::Int2(-3), DataType::Int2),
+            (Value::Int4(i32::MIN), DataType::Int4),
+            (Value::Int8(i64::MAX), DataType::Int8),
+            (Value::Date(-7), DataType::Date),
+            (Value::Timestamp(1_700_000_000_000_000), DataType::Timestamp),
+            (Value::TimestampTz(-1), DataType::TimestampTz),
+            (Value::Text("a\0b\u{e9}".into()), DataType::Text),
+            (Value::Text(String::new()), DataType::Varchar(Some(3))),
+            (Value::Bytea(vec![0, 0xFF, 0, 1]), DataType::Bytea),
+            (Value::Null, DataType::Int4),
+        ];
+        let mut key = Vec::new();
+        for (v, _) in &cases {
+            encode_key(v, &mut key);
+        }
+        let mut rest = key.as_slice();
+        for (v, ty) in &cases {
+            assert!(key_decodes(ty));
+            assert_eq!(decode_key(&mut rest, ty).unwrap(), *v, "{ty}");
+        }
+        assert!(rest.is_empty());
+        assert!(decode_key(&mut &[KEY_VALUE, 1, 2][..], &DataType::Int8).is_err());
+        assert!(!key_decodes(&DataType::Numeric(None)));
     }
 
     #[test]

@@ -122,6 +122,38 @@ fn add_reads<'e>(
     (!whole_row).then_some(reads)
 }
 
+/// True when a dense index's entries hold every column a scan must produce (`wanted`), in
+/// encodings that give the values back: the scan then reads no rows, only the index.
+fn index_only(table: &Table, access: &Access, wanted: Option<&[bool]>) -> bool {
+    let (Access::Index(index, _), Some(wanted)) = (access, wanted) else {
+        return false;
+    };
+    let in_entry = |c: usize| index.columns.contains(&c) || table.primary_key.contains(&c);
+    let decodes = |c: &usize| crate::encoding::key_decodes(&table.columns[*c].ty);
+    wanted.iter().enumerate().all(|(c, &w)| !w || in_entry(c))
+        && index.columns.iter().all(decodes)
+        && table.primary_key.iter().all(decodes)
+}
+
+/// A row made from a dense index entry (index key, then the row key): the index's and the
+/// primary key's columns, NULL elsewhere.
+fn row_from_index_entry(
+    table: &Table,
+    index: &Index,
+    mut key: &[u8],
+    rowkey: &[u8],
+) -> Result<Row> {
+    let mut row = vec![Value::Null; table.columns.len()];
+    for &c in &index.columns {
+        row[c] = crate::encoding::decode_key(&mut key, &table.columns[c].ty)?;
+    }
+    let mut rowkey = rowkey;
+    for &c in &table.primary_key {
+        row[c] = crate::encoding::decode_key(&mut rowkey, &table.columns[c].ty)?;
+    }
+    Ok(row)
+}
+
 /// Builds `plan`, whose rows' consumers read only the columns `reads` marks (None: any): a
 /// table scan below a projection or an aggregate decodes only the columns used above it.
 fn build_reading(plan: &Plan, reads: Option<Vec<bool>>) -> Box<dyn Node> {
@@ -134,22 +166,26 @@ fn build_reading(plan: &Plan, reads: Option<Vec<bool>>) -> Box<dyn Node> {
             residual,
             reverse,
             with_key,
-        } => Box::new(ScanNode {
-            table: table.clone(),
-            access: access.clone(),
-            wanted: if *with_key {
+        } => {
+            let wanted = if *with_key {
                 None
             } else {
                 add_reads(reads, filter.iter().chain(residual))
-            },
-            filter: filter.clone(),
-            residual: residual.clone(),
-            reverse: *reverse,
-            with_key: *with_key,
-            state: None,
-            buffer: Vec::new().into_iter(),
-            done: false,
-        }),
+            };
+            Box::new(ScanNode {
+                table: table.clone(),
+                access: access.clone(),
+                index_only: index_only(table, access, wanted.as_deref()),
+                wanted,
+                filter: filter.clone(),
+                residual: residual.clone(),
+                reverse: *reverse,
+                with_key: *with_key,
+                state: None,
+                buffer: Vec::new().into_iter(),
+                done: false,
+            })
+        }
         Plan::Values { rows } => Box::new(ValuesNode {
             rows: rows.clone(),
             pos: 0,
@@ -484,6 +520,8 @@ pub struct ScanNode {
     access: Access,
     /// The columns to decode (None: all); the others read as NULL.
     wanted: Option<Vec<bool>>,
+    /// The dense index's entries give every wanted column: no row lookups.
+    index_only: bool,
     /// The filter checked per row: `Plan::Scan`'s filter, or its residual once the key
     /// bounds turned out exact.
     filter: Option<Expr>,
@@ -626,7 +664,13 @@ impl Node for ScanNode {
                     continue;
                 }
             };
-            let (mut row, key) = if via_index {
+            let (mut row, key) = if via_index && self.index_only {
+                cx.stats.index_entries += 1;
+                let Access::Index(index, _) = &self.access else {
+                    bail!(INTERNAL_ERROR, "index-only scan without an index");
+                };
+                (row_from_index_entry(&self.table, index, &k, &v)?, v)
+            } else if via_index {
                 cx.stats.index_entries += 1;
                 cx.stats.row_lookups += 1;
                 let tree = self.table.tree();

@@ -640,8 +640,7 @@ fn choose_access(
                     // PostgreSQL assumes for an inequality it cannot estimate): through the
                     // index, a lookup per row, that is dearer than a full scan of a table of
                     // some size. Bounded on both sides, it is assumed narrow.
-                    if let (Some(stats), KeyRange::Range { prefix, lo, hi }) = (&table.stats, &r)
-                    {
+                    if let (Some(stats), KeyRange::Range { prefix, lo, hi }) = (&table.stats, &r) {
                         if prefix.is_empty() && (lo.is_none() || hi.is_none()) && stats.rows > 1000
                         {
                             continue;
