@@ -50,6 +50,14 @@ struct Inner {
     pool: Mutex<Vec<Session>>,
 }
 
+impl Drop for Inner {
+    /// The last handle closes the database as SQLite does: a checkpoint, so the next open has
+    /// no log to replay. Best effort: committed data is in the WAL either way.
+    fn drop(&mut self) {
+        let _ = self.engine.checkpoint();
+    }
+}
+
 impl Database {
     /// Opens (creating if missing) the database at `path`, with default options: durable
     /// commits (fsync), 4 KiB pages.

@@ -1,0 +1,61 @@
+//! Runs a SQL script through the embedded API, one statement at a time, and reports how long
+//! it took: how `../shared/bench`'s workload phases are measured through the library rather
+//! than the shell.
+//!
+//! Run: `cargo run --release --example run_script -- DBFILE < script.sql`
+//!
+//! Statements end with `;` at the end of a line (as in the benchmark's phase files); each runs
+//! with `Connection::query`, its rows read and counted. The first error stops the script
+//! (exit 1). The summary goes to stderr: statements, rows returned, seconds.
+
+use std::io::BufRead;
+use std::time::Instant;
+
+fn main() {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: run_script DBFILE < script.sql");
+        std::process::exit(2);
+    };
+    let db = match strata::Database::open(&path) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("error: {path}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut conn = db.connect();
+    let start = Instant::now();
+    let (mut statements, mut rows) = (0u64, 0u64);
+    let mut sql = String::new();
+    for line in std::io::stdin().lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: reading stdin: {e}");
+                std::process::exit(1);
+            }
+        };
+        sql.push_str(&line);
+        sql.push('\n');
+        if !line.trim_end().ends_with(';') {
+            continue;
+        }
+        match conn.query(&sql, &[]) {
+            Ok(r) => rows += r.len() as u64,
+            Err(e) => {
+                eprintln!("error: {e}\nin: {}", sql.trim());
+                std::process::exit(1);
+            }
+        }
+        statements += 1;
+        sql.clear();
+    }
+    if !sql.trim().is_empty() {
+        eprintln!("error: the script ends inside a statement: {}", sql.trim());
+        std::process::exit(1);
+    }
+    eprintln!(
+        "{statements} statements, {rows} rows, {:.3} s",
+        start.elapsed().as_secs_f64()
+    );
+}
