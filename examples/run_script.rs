@@ -2,13 +2,14 @@
 //! it took: how `../shared/bench`'s workload phases are measured through the library rather
 //! than the shell.
 //!
-//! Run: `cargo run --release --example run_script -- DBFILE < script.sql`
+//! Run: `cargo run --release --example run_script -- DBFILE [--stats] < script.sql`
 //!
 //! Statements end with `;` at the end of a line (as in the benchmark's phase files); each runs
-//! with `Connection::query`, its rows read and counted. The first error stops the script
-//! (exit 1). The summary goes to stderr: statements, rows returned, seconds.
+//! with `Connection::query`, its rows printed to stdout as `strata -At` prints them (fields
+//! joined by `|`, NULL empty). The first error stops the script (exit 1). With `--stats`, a
+//! summary goes to stderr: statements, rows returned, seconds.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::time::Instant;
 
 fn main() {
@@ -27,6 +28,7 @@ fn main() {
     let start = Instant::now();
     let (mut statements, mut rows) = (0u64, 0u64);
     let mut sql = String::new();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for line in std::io::stdin().lock().lines() {
         let line = match line {
             Ok(l) => l,
@@ -41,7 +43,15 @@ fn main() {
             continue;
         }
         match conn.query(&sql, &[]) {
-            Ok(r) => rows += r.len() as u64,
+            Ok(r) => {
+                rows += r.len() as u64;
+                for row in &r {
+                    let fields: Vec<String> = (0..row.len())
+                        .map(|i| row.text(i).unwrap_or_default())
+                        .collect();
+                    let _ = writeln!(out, "{}", fields.join("|"));
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e}\nin: {}", sql.trim());
                 std::process::exit(1);
@@ -50,12 +60,15 @@ fn main() {
         statements += 1;
         sql.clear();
     }
+    let _ = out.flush();
     if !sql.trim().is_empty() {
         eprintln!("error: the script ends inside a statement: {}", sql.trim());
         std::process::exit(1);
     }
-    eprintln!(
-        "{statements} statements, {rows} rows, {:.3} s",
-        start.elapsed().as_secs_f64()
-    );
+    if std::env::args().nth(2).as_deref() == Some("--stats") {
+        eprintln!(
+            "{statements} statements, {rows} rows, {:.3} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
 }

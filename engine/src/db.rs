@@ -858,6 +858,11 @@ impl Shared {
         let keep_from = state.prepared.values().map(|p| p.lsn).min();
         drop(state);
         let end = self.wal.as_ref().map_or(Lsn(0), Wal::end_lsn);
+        if self.wal.is_some() && end.0 == self.store.wal_lsn() {
+            // Nothing was logged since the last checkpoint, so nothing changed: closing a
+            // database that was only read writes and syncs nothing.
+            return Ok(());
+        }
         let result = self
             .store
             .checkpoint(end.0, &max_ts.to_le_bytes())

@@ -462,3 +462,27 @@ fn put_many_into_new_and_existing_trees() {
         .all(|((k, v), want)| k == want && v == want));
     assert_eq!(balance(txn.get(T, &7u32.to_be_bytes()).unwrap()), 9);
 }
+
+#[test]
+fn checkpoint_with_nothing_new_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    setup(&db, 3, 100);
+    db.checkpoint().unwrap();
+    let before = db.stats();
+    let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
+    assert_eq!(balance(txn.get(T, &1u32.to_be_bytes()).unwrap()), 100);
+    txn.rollback().unwrap();
+    db.checkpoint().unwrap();
+    let after = db.stats();
+    assert_eq!(after.pages_written, before.pages_written);
+    assert_eq!(after.wal_fsyncs, before.wal_fsyncs);
+    // A commit makes the next checkpoint real again, and it survives reopening.
+    setup(&db, 4, 7);
+    db.checkpoint().unwrap();
+    assert!(db.stats().pages_written > after.pages_written);
+    drop(db);
+    let db = open(&dir);
+    let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
+    assert_eq!(balance(txn.get(T, &3u32.to_be_bytes()).unwrap()), 7);
+}
