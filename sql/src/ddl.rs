@@ -79,9 +79,13 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
         IndexKind::Dense => {
             let width = table.columns.len();
             let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-            // Entries are gathered, then written in key order: the engine's fast path for
-            // ascending writes, as a bulk load.
-            let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            // Entries are gathered into one arena (index key, then row key, per entry), then
+            // written in key order: the engine's fast path for ascending writes, as a bulk
+            // load. Each entry is sorted by its key's first 16 bytes, then the whole key:
+            // mostly integer compares on a compact array.
+            let mut arena: Vec<u8> = Vec::new();
+            // (key prefix, offset in the arena, index key length, row key length)
+            let mut order: Vec<(u128, usize, u32, u32)> = Vec::new();
             let mut wanted = vec![false; width];
             for &c in &index.columns {
                 wanted[c] = true;
@@ -104,31 +108,30 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
                         shown.join(", ")
                     );
                 }
-                entries.push((crate::dml::index_entry(&index, &row, &k), k));
+                let at = arena.len();
+                for v in &vals {
+                    crate::encoding::encode_key(v, &mut arena);
+                }
+                arena.extend_from_slice(&k);
+                let ik_len = arena.len() - at;
+                arena.extend_from_slice(&k);
+                let mut p = [0u8; 16];
+                let n = ik_len.min(16);
+                p[..n].copy_from_slice(&arena[at..at + n]);
+                order.push((u128::from_be_bytes(p), at, ik_len as u32, k.len() as u32));
                 Ok(())
             })?;
-            // Sort by each key's first 16 bytes, then the whole key: mostly integer compares
-            // on a compact array instead of a memcmp through a pointer per comparison.
-            let prefix = |k: &[u8]| {
-                let mut p = [0u8; 16];
-                let n = k.len().min(16);
-                p[..n].copy_from_slice(&k[..n]);
-                u128::from_be_bytes(p)
-            };
-            let mut order: Vec<(u128, u32)> = entries
-                .iter()
-                .enumerate()
-                .map(|(i, (ik, _))| (prefix(ik), i as u32))
-                .collect();
+            let index_key =
+                |&(_, at, ik_len, _): &(u128, usize, u32, u32)| &arena[at..at + ik_len as usize];
             order.sort_unstable_by(|a, b| {
-                a.0.cmp(&b.0)
-                    .then_with(|| entries[a.1 as usize].cmp(&entries[b.1 as usize]))
+                a.0.cmp(&b.0).then_with(|| index_key(a).cmp(index_key(b)))
             });
             txn.put_many(
                 &index.tree(),
-                &mut order.iter().map(|&(_, i)| {
-                    let (ik, k) = &entries[i as usize];
-                    (ik.as_slice(), k.as_slice())
+                &mut order.iter().map(|e| {
+                    let (_, at, ik_len, k_len) = *e;
+                    let end = at + ik_len as usize;
+                    (index_key(e), &arena[end..end + k_len as usize])
                 }),
             )?;
         }
