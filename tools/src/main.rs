@@ -1,14 +1,16 @@
 //! The `strata` binary: one tool for every way Strata is used.
 //!
 //! `strata [DBFILE]` is the SQL shell (psql's interface on an embedded database: see
-//! [`shell`]); `strata raid ...` is the RAID workbench. The server (`strata serve`) and the
-//! benchmarks (`strata bench`) join them as subcommands of the same `Cli`.
+//! [`shell`]); `strata raid ...` is the RAID workbench; `strata serve` is the PostgreSQL
+//! wire-protocol server ([`serve`]). The benchmarks (`strata bench`) join them as subcommands
+//! of the same `Cli`.
 //!
 //! Exit codes: 0 on success; 1 for an error (printed on stderr as `error: ...`); 2 when
 //! `raid scrub` leaves problems unrepaired; the shell's are psql's (3 when a script stops at an
 //! error under `ON_ERROR_STOP`).
 
 mod raid;
+mod serve;
 mod shell;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -34,6 +36,8 @@ enum Command {
     /// Drive the RAID block layer directly: create, status, read, write, fail, replace, scrub.
     #[command(subcommand)]
     Raid(raid::RaidCommand),
+    /// Serve the PostgreSQL wire protocol (psql, pgbench and drivers connect).
+    Serve(serve::ServeArgs),
 }
 
 /// Why a command failed: a message for stderr (if not printed already) and an exit code.
@@ -96,6 +100,7 @@ fn main() {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Some(Command::Raid(cmd)) => raid::run(cmd),
+        Some(Command::Serve(args)) => serve::run(args),
         None => match shell::run(cli.shell, &matches) {
             0 => Ok(()),
             code => Err(Failure::quiet(code)),
