@@ -27,6 +27,7 @@ pub mod optimize;
 pub mod plan;
 pub mod session;
 pub mod sparse;
+pub mod system;
 pub mod value;
 
 pub use error::{Error, Result};

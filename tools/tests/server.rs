@@ -589,4 +589,21 @@ fn psql_runs_commands() {
     let out = run_tool(&psql, &args);
     assert!(out.contains("INSERT 0 1"), "{out}");
     assert!(out.contains("ada"), "{out}");
+
+    // The \d family, through the pg_catalog queries psql sends.
+    let mut args = base.to_vec();
+    args.extend(["-c", "\\dt", "-c", "\\di", "-c", "\\d people"]);
+    let out = run_tool(&psql, &args);
+    assert!(out.contains("people | table | postgres"), "{out}");
+    assert!(
+        out.contains("people_name | index | postgres | people"),
+        "{out}"
+    );
+    assert!(out.contains("people_pkey"), "{out}");
+    assert!(out.contains("Table \"public.people\""), "{out}");
+    assert!(
+        out.contains("\"people_pkey\" PRIMARY KEY, btree (id)"),
+        "{out}"
+    );
+    assert!(out.contains("\"people_name\" btree (name)"), "{out}");
 }
