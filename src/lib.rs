@@ -159,9 +159,7 @@ fn run(s: &mut Session, sql: &str, params: &[Value]) -> Result<QueryResult> {
         let mut results = s.execute(sql)?;
         return Ok(results.pop().unwrap_or_default());
     }
-    let types: Vec<DataType> = params.iter().map(|v| v.data_type()).collect();
-    let p = s.prepare(sql, &types)?;
-    s.execute_prepared(&p, params)
+    s.execute_with(sql, params)
 }
 
 fn affected(r: &QueryResult) -> u64 {

@@ -225,3 +225,64 @@ fn bank_total_is_invariant_under_repeatable_read() {
 fn bank_total_is_invariant_under_serializable() {
     bank(Isolation::Serializable);
 }
+
+#[test]
+fn statements_share_cached_plans_that_follow_ddl_of_other_connections() {
+    let db = Database::memory().unwrap();
+    db.execute_batch(
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+    )
+    .unwrap();
+    let mut reader = db.connect();
+    let mut writer = db.connect();
+    let v = |c: &mut strata::Connection, sql: &str| -> Vec<String> {
+        c.query(sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.text(0).unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(v(&mut reader, "SELECT v FROM t WHERE id = 1"), ["a"]);
+    assert_eq!(v(&mut reader, "SELECT v FROM t WHERE id = 2"), ["b"]);
+    let by_param = |c: &mut strata::Connection, id: i32| -> Vec<String> {
+        c.query("SELECT v FROM t WHERE id = $1", &[Value::Int4(id)])
+            .unwrap()
+            .iter()
+            .map(|r| r.text(0).unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(by_param(&mut reader, 1), ["a"]);
+    assert_eq!(by_param(&mut reader, 2), ["b"]);
+    // The constants became `$1` of type INTEGER: all four ran one cached plan.
+    assert_eq!(reader.session().cached_plans(), 1);
+    assert_eq!(
+        v(&mut reader, "SELECT v FROM t WHERE id = 2 OR id = 1"),
+        ["a", "b"]
+    );
+    assert_eq!(reader.session().cached_plans(), 2);
+
+    // Another connection replaces the column: the same text now means the new one.
+    writer
+        .execute_batch(
+            "ALTER TABLE t RENAME COLUMN v TO old_v; ALTER TABLE t ADD COLUMN v INT DEFAULT 7",
+        )
+        .unwrap();
+    assert_eq!(v(&mut reader, "SELECT v FROM t WHERE id = 1"), ["7"]);
+    assert_eq!(by_param(&mut reader, 2), ["7"]);
+
+    // A REPEATABLE READ snapshot keeps the catalog it started with, cached plan or not.
+    let mut tx = db.transaction_with(Isolation::RepeatableRead).unwrap();
+    assert_eq!(
+        tx.query("SELECT v FROM t WHERE id = 1", &[]).unwrap()[0].text(0),
+        Some("7".into())
+    );
+    writer
+        .execute_batch("ALTER TABLE t DROP COLUMN v; ALTER TABLE t RENAME COLUMN old_v TO v")
+        .unwrap();
+    assert_eq!(
+        tx.query("SELECT v FROM t WHERE id = 2", &[]).unwrap()[0].text(0),
+        Some("7".into())
+    );
+    tx.rollback().unwrap();
+    assert_eq!(v(&mut reader, "SELECT v FROM t WHERE id = 2"), ["b"]);
+}

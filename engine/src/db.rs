@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use strata_storage::{BlockDevice, FileDevice, MemDevice};
 
+use crate::btree::verify::TreeStats;
 use crate::codec::{self, Op, Record};
 use crate::error::{Error, Result};
 use crate::locks::{LockKey, LockTable, TxnId};
@@ -369,6 +370,13 @@ impl Database {
             checkpoints: state.checkpoints,
             visible_ts: state.visible_ts,
         }
+    }
+
+    /// The size of one tree as of the latest commit: its entries, node and overflow pages, and
+    /// depth (how much room a table or an index takes: pages times `Stats::page_size`). Walks the
+    /// whole tree, reading every page; `Error` if no tree has that name.
+    pub fn tree_stats(&self, tree: &str) -> Result<TreeStats> {
+        Ok(self.shared.store.tree_stats(tree)?)
     }
 
     /// Walks every tree: page checksums, key order, links, free-space accounting, and that every

@@ -41,7 +41,8 @@
 //!    (write skew aborts with a serialization failure). Deadlocks are found in the waits-for graph.
 //!    `prepare` writes a transaction's writes durably and keeps its locks across restarts for
 //!    two-phase commit.
-//! 6. `db`: `Database`: open and create with options, `begin`, checkpoint, stats, `verify`.
+//! 6. `db`: `Database`: open and create with options, `begin`, checkpoint, stats, per-tree
+//!    sizes (`tree_stats`), `verify`.
 //!
 //! DETERMINISM. Applying a committed batch is a pure function of (state, batch): no clock, no
 //! randomness; even version pruning uses the watermark recorded in the batch. So Raft replicas that
@@ -59,6 +60,7 @@ pub mod locks;
 pub mod store;
 pub mod wal;
 
+pub use btree::verify::TreeStats;
 pub use db::{wal_path, Database, LocalClock, Options, Stats, TimestampSource};
 pub use error::{Error, Result};
 pub use txn::{Isolation, Savepoint, Scan, Txn};

@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use strata_storage::BlockDevice;
 
 use crate::btree::cursor::{self, Entries, Position};
-use crate::btree::verify::{Use, Verifier};
+use crate::btree::verify::{TreeStats, Use, Verifier};
 use crate::btree::{self, node, Limits};
 use crate::page::PageId;
 use crate::pager::Pager;
@@ -453,6 +453,15 @@ impl TreeStore {
             });
         }
         Ok(report)
+    }
+
+    /// Walks one tree and counts its entries and pages (node and overflow) and its depth. The
+    /// pages are read and checked as `verify` reads them (from the device, or the pool's dirty
+    /// copy), so walking does not disturb the buffer pool, but it does count as device reads.
+    pub fn tree_stats(&self, tree: &str) -> Result<TreeStats> {
+        let inner = self.read();
+        let root = Self::root(&inner, tree)?;
+        Verifier::new(&inner.pager, self.lim).tree(root, Use::Tree, &mut |_, _| Ok(()))
     }
 
     /// Counters.

@@ -611,7 +611,12 @@ impl Txn {
                     max,
                 });
             }
-            self.lock_for_write(tree, key)?;
+            // Rows of a tree this transaction created stay invisible to others until it commits,
+            // and the tree's name is locked: they need no row locks.
+            let b = &self.buffered;
+            if b.created.is_empty() || !b.created.contains(tree) {
+                self.lock_for_write(tree, key)?;
+            }
         }
         let ws = match self.buffered.writes.get_mut(tree) {
             Some(ws) => ws,

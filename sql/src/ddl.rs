@@ -103,10 +103,27 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
                 entries.push((crate::dml::index_entry(&index, &row, &k), k));
                 Ok(())
             })?;
-            entries.sort_unstable();
+            // Sort by each key's first 16 bytes, then the whole key: mostly integer compares
+            // on a compact array instead of a memcmp through a pointer per comparison.
+            let prefix = |k: &[u8]| {
+                let mut p = [0u8; 16];
+                let n = k.len().min(16);
+                p[..n].copy_from_slice(&k[..n]);
+                u128::from_be_bytes(p)
+            };
+            let mut order: Vec<(u128, u32)> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, (ik, _))| (prefix(ik), i as u32))
+                .collect();
+            order.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| entries[a.1 as usize].cmp(&entries[b.1 as usize]))
+            });
             let tree = index.tree();
-            for (ik, k) in entries {
-                txn.put(&tree, &ik, &k)?;
+            for (_, i) in order {
+                let (ik, k) = &entries[i as usize];
+                txn.put(&tree, ik, k)?;
             }
         }
         IndexKind::Sparse => crate::sparse::build(txn, table, &index)?,

@@ -8,7 +8,6 @@
 
 use std::collections::HashSet;
 use std::ops::Bound;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use sqlparser::ast;
@@ -32,7 +31,7 @@ pub struct Returning {
 
 /// Everything needed to write rows of one table within one statement.
 pub struct Writer {
-    pub table: Rc<Table>,
+    pub table: Arc<Table>,
     checks: Vec<(String, Expr)>,
     /// Foreign keys of other tables that reference this one: (child table, fk index).
     referencing: Vec<(Table, usize)>,
@@ -44,7 +43,7 @@ impl Writer {
     /// this table (only updates and deletes of existing rows must honour them).
     pub fn new(
         binder: &mut Binder,
-        table: Rc<Table>,
+        table: Arc<Table>,
         shared: Arc<Shared>,
         inserts_only: bool,
     ) -> Result<Writer> {
@@ -313,13 +312,15 @@ impl Writer {
             }
             match (fk.on_delete, new) {
                 (RefAction::Cascade, None) => {
-                    let w = Writer::new_unchecked(Rc::new(child.clone()), self.shared.clone(), cx)?;
+                    let w =
+                        Writer::new_unchecked(Arc::new(child.clone()), self.shared.clone(), cx)?;
                     for (k, r) in children {
                         w.delete(&k, &r, cx)?;
                     }
                 }
                 (RefAction::SetNull, None) => {
-                    let w = Writer::new_unchecked(Rc::new(child.clone()), self.shared.clone(), cx)?;
+                    let w =
+                        Writer::new_unchecked(Arc::new(child.clone()), self.shared.clone(), cx)?;
                     for (k, r) in children {
                         let mut n = r.clone();
                         for &c in &fk.columns {
@@ -352,7 +353,7 @@ impl Writer {
     }
 
     /// A writer for cascaded changes (its CHECKs bound on the fly).
-    fn new_unchecked(table: Rc<Table>, shared: Arc<Shared>, cx: &mut Cx) -> Result<Writer> {
+    fn new_unchecked(table: Arc<Table>, shared: Arc<Shared>, cx: &mut Cx) -> Result<Writer> {
         let mut binder = Binder::new(cx.txn, Vec::new());
         Writer::new(&mut binder, table, shared, false)
     }
@@ -458,10 +459,10 @@ pub fn table_scope(table: &Table, with_key: bool) -> Scope {
     Scope { cols }
 }
 
-fn target_table(binder: &mut Binder, name: &ast::ObjectName) -> Result<Rc<Table>> {
+fn target_table(binder: &mut Binder, name: &ast::ObjectName) -> Result<Arc<Table>> {
     let n = plan::object_name(name)?;
     match catalog::table(binder.txn, &n)? {
-        Some(t) => Ok(Rc::new(t)),
+        Some(t) => Ok(Arc::new(t)),
         None => {
             if catalog::view(binder.txn, &n)?.is_some() {
                 bail!(WRONG_OBJECT_TYPE, "cannot change view \"{n}\"");
@@ -807,7 +808,7 @@ pub struct Change {
 fn bind_target(
     binder: &mut Binder,
     twj: &ast::TableWithJoins,
-) -> Result<(Rc<Table>, Option<String>)> {
+) -> Result<(Arc<Table>, Option<String>)> {
     if !twj.joins.is_empty() {
         bail!(
             FEATURE_NOT_SUPPORTED,
@@ -826,7 +827,7 @@ fn bind_target(
 #[allow(clippy::too_many_arguments)] // UPDATE and DELETE share it; the parts are the statement's
 fn bind_change(
     binder: &mut Binder,
-    table: Rc<Table>,
+    table: Arc<Table>,
     alias: Option<String>,
     from: &[ast::TableWithJoins],
     selection: &Option<ast::Expr>,
@@ -842,6 +843,7 @@ fn bind_change(
         table: table.clone(),
         access: Access::Full,
         filter: None,
+        residual: None,
         reverse: false,
         with_key: true,
     };

@@ -253,11 +253,31 @@ impl<'a> Reader<'a> {
 
 /// Decodes a row of a table with `width` columns.
 pub fn decode_row(bytes: &[u8], width: usize) -> Result<Vec<Value>> {
+    decode_columns(bytes, width, None)
+}
+
+/// Decodes a row, only the columns `wanted` marks (all if None): the others are NULL, their
+/// bytes skipped unread.
+pub fn decode_columns(bytes: &[u8], width: usize, wanted: Option<&[bool]>) -> Result<Vec<Value>> {
     let mut r = Reader { b: bytes, pos: 0 };
     let n = u16::from_le_bytes(r.arr()?) as usize;
     let mut row = Vec::with_capacity(width.max(n));
-    for _ in 0..n {
+    for i in 0..n {
         let tag = r.take(1)?[0];
+        if wanted.is_some_and(|w| !w.get(i).copied().unwrap_or(false)) {
+            let skip = match tag {
+                T_NULL | T_FALSE | T_TRUE => 0,
+                T_INT2 => 2,
+                T_INT4 | T_FLOAT4 | T_DATE => 4,
+                T_INT8 | T_FLOAT8 | T_TIMESTAMP | T_TIMESTAMPTZ => 8,
+                T_NUMERIC | T_INTERVAL => 16,
+                T_TEXT | T_BYTEA => r.len()?,
+                t => bail!(DATA_CORRUPTED, "row holds an unknown value tag {t}"),
+            };
+            r.take(skip)?;
+            row.push(Value::Null);
+            continue;
+        }
         row.push(match tag {
             T_NULL => Value::Null,
             T_FALSE => Value::Bool(false),
@@ -302,6 +322,39 @@ mod tests {
 
     fn k(v: Value) -> Vec<u8> {
         key_of(&[v])
+    }
+
+    #[test]
+    fn decoding_some_columns_skips_the_others_exactly() {
+        let row = vec![
+            Value::Text("skipped text".into()),
+            Value::Int4(7),
+            Value::Numeric(Decimal::new(12345, 2)),
+            Value::Null,
+            Value::Interval(Interval {
+                months: 1,
+                days: 2,
+                micros: 3,
+            }),
+            Value::Bytea(vec![1, 2, 3]),
+            Value::Text("kept".into()),
+            Value::Bool(true),
+            Value::Int8(-9),
+        ];
+        let bytes = encode_row(&row);
+        assert_eq!(decode_row(&bytes, row.len()).unwrap(), row);
+        for mask in 0u32..(1 << row.len()) {
+            let wanted: Vec<bool> = (0..row.len()).map(|i| mask & (1 << i) != 0).collect();
+            let got = decode_columns(&bytes, row.len(), Some(&wanted)).unwrap();
+            for (i, v) in got.iter().enumerate() {
+                let want = if wanted[i] {
+                    row[i].clone()
+                } else {
+                    Value::Null
+                };
+                assert_eq!(*v, want, "mask {mask:b}, column {i}");
+            }
+        }
     }
 
     #[test]

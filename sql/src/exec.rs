@@ -8,11 +8,12 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
 use crate::catalog::{Index, Table};
-use crate::encoding::{decode_row, encode_key};
+use crate::encoding::{decode_columns, encode_key};
 use crate::error::Result;
 use crate::expr::{eval, eval_pred, AggCall, AggFunc, Expr, SeqOp};
 use crate::functions::FnContext;
@@ -95,20 +96,60 @@ pub fn run_plan(plan: &Plan, cx: &mut Cx, limit: Option<usize>) -> Result<Vec<Ro
 
 /// Builds the node tree for a plan.
 pub fn build(plan: &Plan) -> Box<dyn Node> {
+    build_reading(plan, None)
+}
+
+/// Adds the columns `exprs` read to `reads`; None (every column) once one holds a subquery,
+/// which may read the whole row.
+fn add_reads<'e>(
+    reads: Option<Vec<bool>>,
+    exprs: impl IntoIterator<Item = &'e Expr>,
+) -> Option<Vec<bool>> {
+    let mut reads = reads?;
+    let mut whole_row = false;
+    for e in exprs {
+        e.walk(&mut |x| match x {
+            Expr::Column(i) => {
+                if reads.len() <= *i {
+                    reads.resize(i + 1, false);
+                }
+                reads[*i] = true;
+            }
+            Expr::Subquery { .. } => whole_row = true,
+            _ => {}
+        });
+    }
+    (!whole_row).then_some(reads)
+}
+
+/// Builds `plan`, whose rows' consumers read only the columns `reads` marks (None: any): a
+/// table scan below a projection or an aggregate decodes only the columns used above it.
+fn build_reading(plan: &Plan, reads: Option<Vec<bool>>) -> Box<dyn Node> {
+    let build = |p: &Plan| build_reading(p, None);
     match plan {
         Plan::Scan {
             table,
             access,
             filter,
+            residual,
             reverse,
             with_key,
-        } => Box::new(ScanNode::new(
-            table.clone(),
-            access.clone(),
-            filter.clone(),
-            *reverse,
-            *with_key,
-        )),
+        } => Box::new(ScanNode {
+            table: table.clone(),
+            access: access.clone(),
+            wanted: if *with_key {
+                None
+            } else {
+                add_reads(reads, filter.iter().chain(residual))
+            },
+            filter: filter.clone(),
+            residual: residual.clone(),
+            reverse: *reverse,
+            with_key: *with_key,
+            state: None,
+            buffer: Vec::new().into_iter(),
+            done: false,
+        }),
         Plan::Values { rows } => Box::new(ValuesNode {
             rows: rows.clone(),
             pos: 0,
@@ -126,12 +167,13 @@ pub fn build(plan: &Plan) -> Box<dyn Node> {
             state: None,
         }),
         Plan::Filter { input, predicate } => Box::new(FilterNode {
-            input: build(input),
+            input: build_reading(input, add_reads(reads, [predicate])),
             predicate: predicate.clone(),
         }),
         Plan::Project { input, exprs } => Box::new(ProjectNode {
-            input: build(input),
+            input: build_reading(input, add_reads(Some(Vec::new()), exprs)),
             exprs: exprs.clone(),
+            distinct_columns: distinct_columns(exprs),
         }),
         Plan::Join {
             left,
@@ -156,13 +198,27 @@ pub fn build(plan: &Plan) -> Box<dyn Node> {
             groups,
             aggs,
         } => Box::new(AggregateNode {
-            input: Some(build(input)),
+            input: Some(build_reading(
+                input,
+                add_reads(
+                    Some(Vec::new()),
+                    groups.iter().chain(aggs.iter().flat_map(|a| {
+                        a.args
+                            .iter()
+                            .chain(a.filter.as_deref())
+                            .chain(a.order_by.iter().map(|k| &k.expr))
+                    })),
+                ),
+            )),
             groups: groups.clone(),
             aggs: aggs.clone(),
             out: None,
         }),
         Plan::Sort { input, keys } => Box::new(SortNode {
-            input: Some(build(input)),
+            input: Some(build_reading(
+                input,
+                add_reads(reads, keys.iter().map(|k| &k.expr)),
+            )),
             keys: keys.clone(),
             out: None,
         }),
@@ -171,7 +227,7 @@ pub fn build(plan: &Plan) -> Box<dyn Node> {
             limit,
             offset,
         } => Box::new(LimitNode {
-            input: build(input),
+            input: build_reading(input, reads),
             limit: limit.clone(),
             offset: offset.clone(),
             state: None,
@@ -278,8 +334,32 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Evaluates key bounds: the byte ranges to scan (empty if a bound value cannot match).
-pub fn key_ranges(range: &KeyRange, types: &[DataType], cx: &mut Cx) -> Result<Vec<KeySpan>> {
+/// Evaluates key bounds: the byte ranges to scan (empty if a bound value cannot match), and
+/// whether every bound converted exactly to its column's type (else a range may be wider
+/// than its terms, which must then be checked per row).
+pub fn key_ranges(
+    range: &KeyRange,
+    types: &[DataType],
+    cx: &mut Cx,
+) -> Result<(Vec<KeySpan>, bool)> {
+    let exact = std::cell::Cell::new(true);
+    let spans = key_spans(range, types, cx, &exact)?;
+    Ok((spans, exact.get()))
+}
+
+fn key_spans(
+    range: &KeyRange,
+    types: &[DataType],
+    cx: &mut Cx,
+    exact: &std::cell::Cell<bool>,
+) -> Result<Vec<KeySpan>> {
+    let exact_cast = |v: Value, ty: &DataType| {
+        let c = exact_cast(v, ty);
+        if c.is_none() {
+            exact.set(false);
+        }
+        c
+    };
     let enc = |exprs: &[Expr], cx: &mut Cx| -> Result<Option<Vec<u8>>> {
         let mut out = Vec::new();
         for (e, ty) in exprs.iter().zip(types) {
@@ -400,9 +480,14 @@ enum ScanState {
 }
 
 pub struct ScanNode {
-    table: Rc<Table>,
+    table: Arc<Table>,
     access: Access,
+    /// The columns to decode (None: all); the others read as NULL.
+    wanted: Option<Vec<bool>>,
+    /// The filter checked per row: `Plan::Scan`'s filter, or its residual once the key
+    /// bounds turned out exact.
     filter: Option<Expr>,
+    residual: Option<Expr>,
     reverse: bool,
     with_key: bool,
     state: Option<ScanState>,
@@ -411,25 +496,6 @@ pub struct ScanNode {
 }
 
 impl ScanNode {
-    fn new(
-        table: Rc<Table>,
-        access: Access,
-        filter: Option<Expr>,
-        reverse: bool,
-        with_key: bool,
-    ) -> ScanNode {
-        ScanNode {
-            table,
-            access,
-            filter,
-            reverse,
-            with_key,
-            state: None,
-            buffer: Vec::new().into_iter(),
-            done: false,
-        }
-    }
-
     fn open(&mut self, cx: &mut Cx) -> Result<()> {
         let table_tree = self.table.tree();
         let col_types = |cols: &[usize]| -> Vec<DataType> {
@@ -451,7 +517,11 @@ impl ScanNode {
                 // Whole primary keys: direct gets, no range scan.
                 let types = col_types(&self.table.primary_key);
                 let mut rows = Vec::new();
-                for (start, _) in key_ranges(&KeyRange::Points(points.clone()), &types, cx)? {
+                let (spans, exact) = key_ranges(&KeyRange::Points(points.clone()), &types, cx)?;
+                if exact {
+                    self.filter = self.residual.take();
+                }
+                for (start, _) in spans {
                     if let Bound::Included(k) = start {
                         if let Some(v) = cx.txn.get(&table_tree, &k)? {
                             rows.push((k, v));
@@ -466,11 +536,19 @@ impl ScanNode {
             }
             Access::Primary(range) => {
                 let types = col_types(&self.table.primary_key);
-                (table_tree, key_ranges(range, &types, cx)?, false)
+                let (spans, exact) = key_ranges(range, &types, cx)?;
+                if exact {
+                    self.filter = self.residual.take();
+                }
+                (table_tree, spans, false)
             }
             Access::Index(index, range) => {
                 let types = col_types(&index.columns);
-                (index.tree(), key_ranges(range, &types, cx)?, true)
+                let (spans, exact) = key_ranges(range, &types, cx)?;
+                if exact {
+                    self.filter = self.residual.take();
+                }
+                (index.tree(), spans, true)
             }
             Access::Sparse(index, range) => {
                 let ranges = sparse_ranges(&self.table, index, range, cx)?;
@@ -553,7 +631,7 @@ impl Node for ScanNode {
                 cx.stats.row_lookups += 1;
                 let tree = self.table.tree();
                 match cx.txn.get(&tree, &v)? {
-                    Some(bytes) => (decode_row(&bytes, width)?, v),
+                    Some(bytes) => (decode_columns(&bytes, width, self.wanted.as_deref())?, v),
                     None => bail!(
                         DATA_CORRUPTED,
                         "index of table \"{}\" points at a missing row",
@@ -561,7 +639,7 @@ impl Node for ScanNode {
                     ),
                 }
             } else {
-                (decode_row(&v, width)?, k)
+                (decode_columns(&v, width, self.wanted.as_deref())?, k)
             };
             if self.with_key {
                 row.push(Value::Bytea(key));
@@ -763,6 +841,20 @@ impl Node for FilterNode {
 struct ProjectNode {
     input: Box<dyn Node>,
     exprs: Vec<Expr>,
+    /// When every expression is a column and no column repeats: those columns.
+    distinct_columns: Option<Vec<usize>>,
+}
+
+/// The columns of a projection made of distinct plain columns only.
+fn distinct_columns(exprs: &[Expr]) -> Option<Vec<usize>> {
+    let mut cols = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        match e {
+            Expr::Column(i) if !cols.contains(i) => cols.push(*i),
+            _ => return None,
+        }
+    }
+    Some(cols)
 }
 
 impl Node for ProjectNode {
@@ -770,6 +862,15 @@ impl Node for ProjectNode {
         let Some(row) = self.input.next(cx)? else {
             return Ok(None);
         };
+        if let Some(cols) = &self.distinct_columns {
+            // Each input column at most once: move the values, no copies.
+            let mut row = row;
+            return Ok(Some(
+                cols.iter()
+                    .map(|&i| std::mem::replace(&mut row[i], Value::Null))
+                    .collect(),
+            ));
+        }
         let mut out = Vec::with_capacity(self.exprs.len());
         for e in &self.exprs {
             out.push(match e {
@@ -1304,18 +1405,28 @@ impl Node for AggregateNode {
                 index.insert(Vec::new(), 0);
             }
             let mut args: Vec<Value> = Vec::new();
+            let mut keys: Vec<Value> = Vec::with_capacity(self.groups.len());
+            let mut k: Vec<u8> = Vec::new();
             while let Some(row) = input.next(cx)? {
-                let mut keys = Vec::with_capacity(self.groups.len());
-                for g in &self.groups {
-                    keys.push(eval(g, &row, cx)?);
-                }
-                let k = row_key(&keys);
-                let gi = match index.get(&k) {
-                    Some(&i) => i,
-                    None => {
-                        groups.push(fresh(keys, &self.aggs));
-                        index.insert(k, groups.len() - 1);
-                        groups.len() - 1
+                // Without GROUP BY every row is in the one group.
+                let gi = if self.groups.is_empty() {
+                    0
+                } else {
+                    keys.clear();
+                    for g in &self.groups {
+                        keys.push(eval(g, &row, cx)?);
+                    }
+                    k.clear();
+                    for v in &keys {
+                        hash_key(v, &mut k);
+                    }
+                    match index.get(k.as_slice()) {
+                        Some(&i) => i,
+                        None => {
+                            groups.push(fresh(keys.clone(), &self.aggs));
+                            index.insert(k.clone(), groups.len() - 1);
+                            groups.len() - 1
+                        }
                     }
                 };
                 let g = &mut groups[gi];

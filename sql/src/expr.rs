@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::exec::{self, Cx, Row};
@@ -96,7 +97,7 @@ pub enum SubqueryKind {
 
 #[derive(Clone, Debug)]
 pub struct Subquery {
-    pub plan: Rc<Plan>,
+    pub plan: Arc<Plan>,
     pub kind: SubqueryKind,
     /// False when the subquery references no enclosing row: its result is computed once.
     pub correlated: bool,

@@ -25,6 +25,7 @@ pub mod kv;
 pub mod maintenance;
 pub mod optimize;
 pub mod plan;
+pub mod plan_cache;
 pub mod session;
 pub mod sparse;
 pub mod system;

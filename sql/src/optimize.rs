@@ -13,6 +13,7 @@
 use crate::catalog::{IndexKind, Table};
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{Access, JoinKind, KeyRange, Plan, SortKey};
+use crate::value::DataType;
 
 pub fn optimize(plan: Plan) -> Plan {
     match plan {
@@ -112,6 +113,7 @@ pub fn optimize(plan: Plan) -> Plan {
             filter: Some(f),
             reverse,
             with_key,
+            ..
         } => choose_access(table, f, reverse, with_key),
         p => p,
     }
@@ -405,6 +407,7 @@ fn push_filter(input: Plan, terms: Vec<Expr>) -> Plan {
             filter,
             reverse,
             with_key,
+            ..
         } => {
             let mut all = filter.map(|f| f.conjuncts()).unwrap_or_default();
             all.extend(terms);
@@ -412,6 +415,7 @@ fn push_filter(input: Plan, terms: Vec<Expr>) -> Plan {
             match access {
                 Access::Full => choose_access(table, f, reverse, with_key),
                 access => Plan::Scan {
+                    residual: residual_filter(&table, &access, &f),
                     table,
                     access,
                     filter: Some(f),
@@ -605,7 +609,12 @@ fn key_range(key_cols: &[usize], terms: &[ColTerms]) -> Option<(KeyRange, u32)> 
     None
 }
 
-fn choose_access(table: std::rc::Rc<Table>, filter: Expr, reverse: bool, with_key: bool) -> Plan {
+fn choose_access(
+    table: std::sync::Arc<Table>,
+    filter: Expr,
+    reverse: bool,
+    with_key: bool,
+) -> Plan {
     let terms = collect_terms(&filter, table.columns.len());
     let mut best: Option<(Access, u32)> = None;
     let mut consider = |access: Access, score: u32| {
@@ -670,11 +679,101 @@ fn choose_access(table: std::rc::Rc<Table>, filter: Expr, reverse: bool, with_ke
     }
     let access = best.map(|(a, _)| a).unwrap_or(Access::Full);
     Plan::Scan {
+        residual: residual_filter(&table, &access, &filter),
         table,
         access,
         filter: Some(filter),
         reverse,
         with_key,
+    }
+}
+
+/// The filter without the terms an exact key range guarantees (see `Plan::Scan::residual`).
+pub fn residual_filter(table: &Table, access: &Access, filter: &Expr) -> Option<Expr> {
+    let (key_cols, range) = match access {
+        Access::Primary(r) => (&table.primary_key, r),
+        Access::Index(i, r) => (&i.columns, r),
+        Access::Full | Access::Sparse(..) => return Some(filter.clone()),
+    };
+    let keep: Vec<Expr> = filter
+        .clone()
+        .conjuncts()
+        .into_iter()
+        .filter(|t| !guaranteed(t, table, key_cols, range))
+        .collect();
+    Expr::and_all(keep)
+}
+
+/// True if every row in `range` of the key over `key_cols` satisfies term `t`. Only for
+/// columns whose values order as their encoded keys do (integers, text, dates, timestamps,
+/// booleans): the others keep their terms.
+fn guaranteed(t: &Expr, table: &Table, key_cols: &[usize], range: &KeyRange) -> bool {
+    let exact_type = |c: usize| {
+        matches!(
+            table.columns[c].ty,
+            DataType::Bool
+                | DataType::Int2
+                | DataType::Int4
+                | DataType::Int8
+                | DataType::Text
+                | DataType::Varchar(_)
+                | DataType::Date
+                | DataType::Timestamp
+                | DataType::TimestampTz
+        )
+    };
+    let (c, op, v) = match t {
+        Expr::Cmp(op, a, b) => match (a.as_ref(), b.as_ref()) {
+            (Expr::Column(c), v) => (*c, *op, v),
+            (v, Expr::Column(c)) => (*c, op.flip(), v),
+            _ => return false,
+        },
+        Expr::InList {
+            expr,
+            list,
+            negated: false,
+        } => {
+            return match (expr.as_ref(), range) {
+                (Expr::Column(c), KeyRange::Points(points)) => {
+                    key_cols.first() == Some(c)
+                        && exact_type(*c)
+                        && points.len() == list.len()
+                        && points
+                            .iter()
+                            .zip(list)
+                            .all(|(p, e)| p.len() == 1 && p[0] == *e)
+                }
+                _ => false,
+            }
+        }
+        _ => return false,
+    };
+    let Some(j) = key_cols.iter().position(|&k| k == c) else {
+        return false;
+    };
+    if !exact_type(c) {
+        return false;
+    }
+    match range {
+        KeyRange::Points(points) => {
+            op == CmpOp::Eq && points.len() == 1 && points[0].get(j) == Some(v)
+        }
+        KeyRange::Range { prefix, lo, hi } => {
+            if j < prefix.len() {
+                op == CmpOp::Eq && prefix[j] == *v
+            } else if j == prefix.len() {
+                let bound = |b: &Option<(Expr, bool)>, inclusive: bool| matches!(b, Some((e, i)) if e == v && *i == inclusive);
+                match op {
+                    CmpOp::Gt => bound(lo, false),
+                    CmpOp::GtEq => bound(lo, true),
+                    CmpOp::Lt => bound(hi, false),
+                    CmpOp::LtEq => bound(hi, true),
+                    CmpOp::Eq | CmpOp::NotEq => false,
+                }
+            } else {
+                false
+            }
+        }
     }
 }
 
@@ -690,6 +789,7 @@ fn sort_elimination(input: Plan, keys: Vec<SortKey>) -> Plan {
             table,
             access,
             filter,
+            residual,
             with_key,
             ..
         } = inner.as_ref()
@@ -711,6 +811,7 @@ fn sort_elimination(input: Plan, keys: Vec<SortKey>) -> Plan {
                             table: table.clone(),
                             access: access.clone(),
                             filter: filter.clone(),
+                            residual: residual.clone(),
                             reverse: desc,
                             with_key: *with_key,
                         }),

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use sqlparser::ast;
 
@@ -81,9 +82,14 @@ pub enum Plan {
     /// A table's rows (all columns; with `with_key`, the row's storage key as a last bytea
     /// column, `ctid`), optionally filtered.
     Scan {
-        table: Rc<Table>,
+        table: Arc<Table>,
         access: Access,
         filter: Option<Expr>,
+        /// `filter` without the terms the access path's key range guarantees, used instead of
+        /// it when every bound converts exactly to its key column's type (`id BETWEEN 5 AND
+        /// 9` on the primary key leaves nothing to check per row). Equal to `filter` when the
+        /// access path guarantees nothing.
+        residual: Option<Expr>,
         reverse: bool,
         with_key: bool,
     },
@@ -1424,7 +1430,7 @@ impl<'a> Binder<'a> {
         name: &str,
         alias: Option<&str>,
         col_aliases: &[String],
-    ) -> Result<(Plan, Scope, Option<Rc<Table>>)> {
+    ) -> Result<(Plan, Scope, Option<Arc<Table>>)> {
         let visible = alias.unwrap_or(name);
         // CTEs, innermost first.
         let cte = self.ctes.iter().rev().find_map(|m| m.get(name).cloned());
@@ -1438,7 +1444,7 @@ impl<'a> Binder<'a> {
             return Ok((plan, scope, None));
         }
         if let Some(table) = catalog::table(self.txn, name)? {
-            let table = Rc::new(table);
+            let table = Arc::new(table);
             let mut scope = Scope {
                 cols: table
                     .columns
@@ -1457,6 +1463,7 @@ impl<'a> Binder<'a> {
                     table: table.clone(),
                     access: Access::Full,
                     filter: None,
+                    residual: None,
                     reverse: false,
                     with_key: false,
                 },
@@ -1741,7 +1748,7 @@ impl<'a> Binder<'a> {
         let (plan, cols) = bound?;
         Ok((
             Subquery {
-                plan: Rc::new(plan),
+                plan: Arc::new(plan),
                 kind,
                 correlated,
                 id: self.fresh_id(),

@@ -23,6 +23,7 @@ use crate::interrupt::{Interrupt, InterruptibleTxn};
 use crate::kv::{Isolation, Storage, Transaction};
 use crate::optimize::optimize;
 use crate::plan::{self, Binder, OutCol, Plan};
+use crate::plan_cache::{self, PlanCache};
 use crate::value::{DataType, Value};
 use crate::{bail, ddl, dml, err};
 
@@ -147,6 +148,8 @@ impl Shared {
 /// A prepared statement: parsed once, with its parameter types.
 #[derive(Clone)]
 pub struct Prepared {
+    /// The statement's text (the plan cache's key).
+    pub text: String,
     pub statement: ast::Statement,
     pub param_types: Vec<DataType>,
     pub columns: Vec<OutCol>,
@@ -170,6 +173,7 @@ pub struct Session {
     /// Isolation for the next BEGIN (SET TRANSACTION before the first statement).
     pending_isolation: Option<Isolation>,
     prepared: HashMap<String, Prepared>,
+    plan_cache: PlanCache<BoundStatement>,
     currval: HashMap<String, i64>,
     txn_ts: i64,
     pub settings: HashMap<String, String>,
@@ -178,6 +182,13 @@ pub struct Session {
     /// Cancel flag and statement deadline checked by every transaction this session begins.
     interrupt: Option<Arc<Interrupt>>,
 }
+
+// A session moves between threads (connection pools, the server's workers): it must stay Send,
+// cached plans included.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Session>();
+};
 
 fn now_micros() -> i64 {
     std::time::SystemTime::now()
@@ -280,6 +291,7 @@ impl Session {
             default_isolation: Isolation::ReadCommitted,
             pending_isolation: None,
             prepared: HashMap::new(),
+            plan_cache: PlanCache::default(),
             currval: HashMap::new(),
             txn_ts: 0,
             settings,
@@ -317,6 +329,11 @@ impl Session {
 
     /// Runs every statement of `sql` (simple query protocol), stopping at the first error.
     pub fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
+        if let Some(n) = plan_cache::normalize(sql) {
+            if let Some(r) = self.run_cached(&n.text, &n.types, &n.params)? {
+                return Ok(vec![r]);
+            }
+        }
         let stmts = crate::parse(sql)?;
         let mut out = Vec::with_capacity(stmts.len());
         for s in &stmts {
@@ -336,6 +353,7 @@ impl Session {
         }
         let Some(statement) = stmts.pop() else {
             return Ok(Prepared {
+                text: String::new(),
                 statement: ast::Statement::Commit {
                     chain: false,
                     end: false,
@@ -347,6 +365,7 @@ impl Session {
         };
         let (param_types, columns) = self.describe(&statement, param_types)?;
         Ok(Prepared {
+            text: sql.to_string(),
             statement,
             param_types,
             columns,
@@ -441,7 +460,91 @@ impl Session {
 
     /// Runs a prepared statement with parameter values.
     pub fn execute_prepared(&mut self, p: &Prepared, params: &[Value]) -> Result<QueryResult> {
+        if cacheable(&p.statement).is_some() {
+            let types: Vec<DataType> = params.iter().map(Value::data_type).collect();
+            if let Some(r) = self.run_cached(&p.text, &types, params)? {
+                return Ok(r);
+            }
+        }
         self.run(&p.statement, params)
+    }
+
+    /// Runs one statement with parameter values (`$1`, ...), through the plan cache.
+    pub fn execute_with(&mut self, sql: &str, params: &[Value]) -> Result<QueryResult> {
+        let types: Vec<DataType> = params.iter().map(Value::data_type).collect();
+        if let Some(r) = self.run_cached(sql, &types, params)? {
+            return Ok(r);
+        }
+        let p = self.prepare(sql, &types)?;
+        self.run(&p.statement, params)
+    }
+
+    /// Statements in the plan cache (the embedded API and tests look).
+    pub fn cached_plans(&self) -> usize {
+        self.plan_cache.len()
+    }
+
+    /// Runs a statement through the plan cache: `text` with parameters of `types`. `Ok(None)`
+    /// when the cache cannot take it (the text does not parse, binding fails, a parameter does
+    /// not convert): nothing has run, and the caller runs it the ordinary way, which reports
+    /// any error exactly as for an uncached statement.
+    fn run_cached(
+        &mut self,
+        text: &str,
+        types: &[DataType],
+        params: &[Value],
+    ) -> Result<Option<QueryResult>> {
+        let mut cache = std::mem::take(&mut self.plan_cache);
+        let r = self.run_cached_in(&mut cache, text, types, params);
+        self.plan_cache = cache;
+        r
+    }
+
+    fn run_cached_in(
+        &mut self,
+        cache: &mut PlanCache<BoundStatement>,
+        text: &str,
+        types: &[DataType],
+        params: &[Value],
+    ) -> Result<Option<QueryResult>> {
+        let Some(entry) = cache.lookup(text, types, cacheable) else {
+            return Ok(None);
+        };
+        let shared = self.shared.clone();
+        let mut currval = std::mem::take(&mut self.currval);
+        let mut stats = ExecStats::default();
+        let r = self.with_txn(entry.read_only, |txn, ts| {
+            let Some((bound, inferred)) = entry.bound(txn, types, |stmt, t, types| {
+                bind_statement(stmt, t, types.to_vec(), &shared)
+            })?
+            else {
+                return Ok(None);
+            };
+            let Some(params) = plan_cache::cast_params(params, &inferred) else {
+                return Ok(None);
+            };
+            let mut seqs = SessionSeqs {
+                shared: &shared,
+                currval: &mut currval,
+            };
+            let mut cx = Cx {
+                txn,
+                params: &params,
+                outer: vec![],
+                subquery_cache: HashMap::new(),
+                worktables: HashMap::new(),
+                txn_ts: ts,
+                statement_ts: ts,
+                seq: &mut seqs,
+                stats: ExecStats::default(),
+            };
+            let r = run_bound(&bound, &mut cx);
+            stats = cx.stats;
+            r.map(Some)
+        });
+        self.currval = currval;
+        self.last_stats = stats;
+        r
     }
 
     /// Runs `f` with a transaction: the open one, or a fresh autocommit one (committed after
@@ -628,6 +731,7 @@ impl Session {
                 self.prepared.insert(
                     n,
                     Prepared {
+                        text: statement.to_string(),
                         statement: (**statement).clone(),
                         param_types,
                         columns,
@@ -671,7 +775,7 @@ impl Session {
                     let ty = p.param_types.get(i).cloned().unwrap_or(DataType::Text);
                     vals.push(crate::value::cast(v, &ty)?);
                 }
-                self.run(&p.statement, &vals)
+                self.execute_prepared(&p, &vals)
             }
             S::Deallocate { name, .. } => {
                 let n = plan::ident(name);
@@ -796,6 +900,69 @@ impl SequenceOps for NoSequences {
     }
 }
 
+/// A SELECT, INSERT, UPDATE or DELETE bound and optimized, ready to run (what the plan cache
+/// keeps).
+pub enum BoundStatement {
+    Query { plan: Plan, columns: Vec<OutCol> },
+    Insert(dml::Insert),
+    Change(dml::Change),
+}
+
+/// Whether the plan cache takes a statement: Some(read only?) for SELECT, INSERT, UPDATE and
+/// DELETE, None for the rest.
+fn cacheable(stmt: &ast::Statement) -> Option<bool> {
+    use ast::Statement as S;
+    match stmt {
+        S::Query(_) => Some(true),
+        S::Insert(_) | S::Update(_) | S::Delete(_) => Some(false),
+        _ => None,
+    }
+}
+
+/// Binds a SELECT, INSERT, UPDATE or DELETE; returns it with the parameter types binding
+/// inferred.
+fn bind_statement(
+    stmt: &ast::Statement,
+    txn: &mut dyn Transaction,
+    param_types: Vec<DataType>,
+    shared: &Arc<Shared>,
+) -> Result<(BoundStatement, Vec<DataType>)> {
+    use ast::Statement as S;
+    let mut binder = Binder::new(txn, param_types);
+    let bound = match stmt {
+        S::Query(q) => {
+            let (plan, columns) = bind_plan(&mut binder, q)?;
+            BoundStatement::Query { plan, columns }
+        }
+        S::Insert(i) => BoundStatement::Insert(dml::bind_insert(&mut binder, i, shared.clone())?),
+        S::Update(u) => BoundStatement::Change(dml::bind_update(&mut binder, u, shared.clone())?),
+        S::Delete(d) => BoundStatement::Change(dml::bind_delete(&mut binder, d, shared.clone())?),
+        other => bail!(
+            INTERNAL_ERROR,
+            "not a statement to bind: {}",
+            first_words(&other.to_string())
+        ),
+    };
+    Ok((bound, binder.params))
+}
+
+fn run_bound(bound: &BoundStatement, cx: &mut Cx) -> Result<QueryResult> {
+    match bound {
+        BoundStatement::Query { plan, columns } => {
+            let rows = exec::run_plan(plan, cx, None)?;
+            let n = rows.len();
+            Ok(QueryResult {
+                columns: columns.clone(),
+                rows,
+                tag: format!("SELECT {n}"),
+                copy_out: None,
+            })
+        }
+        BoundStatement::Insert(ins) => dml::run_insert(ins, cx),
+        BoundStatement::Change(ch) => dml::run_change(ch, cx),
+    }
+}
+
 fn bind_plan(binder: &mut Binder, q: &ast::Query) -> Result<(Plan, Vec<OutCol>)> {
     let (plan, mut cols) = binder.query(q)?;
     for c in &mut cols {
@@ -840,37 +1007,12 @@ fn execute_statement(
         };
     }
     match stmt {
-        S::Query(q) => {
-            let mut binder = Binder::new(txn, param_types);
-            let (plan, cols) = bind_plan(&mut binder, q)?;
+        S::Query(_) | S::Insert(_) | S::Update(_) | S::Delete(_) => {
+            let (bound, _) = bind_statement(stmt, txn, param_types, shared)?;
             let mut cx = cx!(txn);
-            let rows = exec::run_plan(&plan, &mut cx, None)?;
+            let r = run_bound(&bound, &mut cx);
             *stats = cx.stats;
-            let n = rows.len();
-            Ok(QueryResult {
-                columns: cols,
-                rows,
-                tag: format!("SELECT {n}"),
-                copy_out: None,
-            })
-        }
-        S::Insert(i) => {
-            let mut binder = Binder::new(txn, param_types);
-            let ins = dml::bind_insert(&mut binder, i, shared.clone())?;
-            let mut cx = cx!(txn);
-            dml::run_insert(&ins, &mut cx)
-        }
-        S::Update(u) => {
-            let mut binder = Binder::new(txn, param_types);
-            let ch = dml::bind_update(&mut binder, u, shared.clone())?;
-            let mut cx = cx!(txn);
-            dml::run_change(&ch, &mut cx)
-        }
-        S::Delete(d) => {
-            let mut binder = Binder::new(txn, param_types);
-            let ch = dml::bind_delete(&mut binder, d, shared.clone())?;
-            let mut cx = cx!(txn);
-            dml::run_change(&ch, &mut cx)
+            r
         }
         S::CreateTable(ct) if ct.query.is_some() => {
             let name = plan::object_name(&ct.name)?;
@@ -892,8 +1034,12 @@ fn execute_statement(
             let mut cx = cx!(txn);
             let rows = exec::run_plan(&plan, &mut cx, None)?;
             let mut binder = Binder::new(cx.txn, Vec::new());
-            let writer =
-                dml::Writer::new(&mut binder, std::rc::Rc::new(table), shared.clone(), true)?;
+            let writer = dml::Writer::new(
+                &mut binder,
+                std::sync::Arc::new(table),
+                shared.clone(),
+                true,
+            )?;
             for r in &rows {
                 writer.insert(r, &mut cx)?;
             }
@@ -1015,7 +1161,7 @@ fn execute_statement(
                 _ => bail!(FEATURE_NOT_SUPPORTED, "COPY FROM PROGRAM is not supported"),
             };
             let name = plan::object_name(table_name)?;
-            let table = std::rc::Rc::new(catalog::must_table(binder.txn, &name)?);
+            let table = std::sync::Arc::new(catalog::must_table(binder.txn, &name)?);
             let targets: Vec<usize> = if columns.is_empty() {
                 (0..table.columns.len()).collect()
             } else {

@@ -312,6 +312,35 @@ impl Value {
     }
 
     /// The text form PostgreSQL prints (NULL prints as None).
+    /// Appends the text form ([`Value::to_text`]) to `out`; false for NULL (nothing appended).
+    pub fn write_text(&self, out: &mut String) -> bool {
+        use std::fmt::Write;
+        match self {
+            Value::Null => return false,
+            Value::Text(s) => out.push_str(s),
+            Value::Int2(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Int4(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Int8(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+            v => out.push_str(&v.to_text().unwrap_or_default()),
+        }
+        true
+    }
+
+    /// [`Value::to_text`], moving a text value's string instead of copying it.
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Value::Text(s) => Some(s),
+            v => v.to_text(),
+        }
+    }
+
     pub fn to_text(&self) -> Option<String> {
         Some(match self {
             Value::Null => return None,

@@ -1,17 +1,23 @@
 //! The `strata` binary: one tool for every way Strata is used.
 //!
 //! `strata [DBFILE]` is the SQL shell (psql's interface on an embedded database: see
-//! [`shell`]); `strata raid ...` is the RAID workbench; `strata serve` is the PostgreSQL
-//! wire-protocol server ([`serve`]). The benchmarks (`strata bench`) join them as subcommands
-//! of the same `Cli`.
+//! [`shell`]); `strata raid ...` is the RAID workbench; `strata bench index` measures index
+//! strategies ([`bench_index`]); `strata serve` is the PostgreSQL wire-protocol server
+//! ([`serve`]).
 //!
 //! Exit codes: 0 on success; 1 for an error (printed on stderr as `error: ...`); 2 when
 //! `raid scrub` leaves problems unrepaired; the shell's are psql's (3 when a script stops at an
 //! error under `ON_ERROR_STOP`).
 
+mod bench_index;
 mod raid;
 mod serve;
 mod shell;
+
+// The shell and the server allocate many small rows and strings per statement; mimalloc does
+// that markedly faster than the system allocator (see README, "Performance").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -38,6 +44,9 @@ enum Command {
     Raid(raid::RaidCommand),
     /// Serve the PostgreSQL wire protocol (psql, pgbench and drivers connect).
     Serve(serve::ServeArgs),
+    /// Benchmarks on the real engine: `bench index` (dense vs sparse vs no index).
+    #[command(subcommand)]
+    Bench(bench_index::BenchCommand),
 }
 
 /// Why a command failed: a message for stderr (if not printed already) and an exit code.
@@ -101,6 +110,7 @@ fn main() {
     let result = match cli.command {
         Some(Command::Raid(cmd)) => raid::run(cmd),
         Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Bench(cmd)) => bench_index::run(cmd),
         None => match shell::run(cli.shell, &matches) {
             0 => Ok(()),
             code => Err(Failure::quiet(code)),

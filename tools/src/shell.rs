@@ -505,15 +505,15 @@ pub struct TableData {
 }
 
 impl TableData {
-    fn from_result(r: &QueryResult) -> TableData {
+    fn from_result(r: QueryResult) -> TableData {
         TableData {
             title: None,
             headers: r.columns.iter().map(|c| c.name.clone()).collect(),
             right: r.columns.iter().map(|c| c.ty.is_numeric()).collect(),
             rows: r
                 .rows
-                .iter()
-                .map(|row| row.iter().map(|v| v.to_text()).collect())
+                .into_iter()
+                .map(|row| row.into_iter().map(strata::Value::into_text).collect())
                 .collect(),
             footers: None,
         }
@@ -779,6 +779,36 @@ fn render_vertical(opts: &PrintOpts, t: &TableData) -> String {
     s
 }
 
+/// Unaligned output of a query result, written straight from its values (what
+/// `render_unaligned` gives for `TableData::from_result`, without a string per cell).
+fn render_unaligned_rows(opts: &PrintOpts, r: &QueryResult, s: &mut String) {
+    let sep = opts.field_sep.as_str();
+    if !opts.tuples_only {
+        for (j, c) in r.columns.iter().enumerate() {
+            if j > 0 {
+                s.push_str(sep);
+            }
+            s.push_str(&c.name);
+        }
+        s.push('\n');
+    }
+    for row in &r.rows {
+        for (j, v) in row.iter().enumerate() {
+            if j > 0 {
+                s.push_str(sep);
+            }
+            if !v.write_text(s) {
+                s.push_str(&opts.null);
+            }
+        }
+        s.push('\n');
+    }
+    if !opts.tuples_only && opts.footer {
+        s.push_str(&row_count(r.rows.len()));
+        s.push('\n');
+    }
+}
+
 fn render_unaligned(opts: &PrintOpts, t: &TableData, expanded: bool) -> String {
     let sep = opts.field_sep.as_str();
     let mut s = String::new();
@@ -817,8 +847,12 @@ fn render_unaligned(opts: &PrintOpts, t: &TableData, expanded: bool) -> String {
         s.push('\n');
     }
     for row in &t.rows {
-        let cells: Vec<&str> = row.iter().map(|c| cell_text(opts, c)).collect();
-        s.push_str(&cells.join(sep));
+        for (j, c) in row.iter().enumerate() {
+            if j > 0 {
+                s.push_str(sep);
+            }
+            s.push_str(cell_text(opts, c));
+        }
         s.push('\n');
     }
     if !opts.tuples_only && opts.footer {
@@ -1651,7 +1685,7 @@ impl Shell {
         match result {
             Ok(results) => {
                 let mut text = String::new();
-                for r in &results {
+                for r in results {
                     self.render_result(r, expanded, &mut text);
                 }
                 self.write_out(&text);
@@ -1671,15 +1705,25 @@ impl Shell {
         }
     }
 
-    fn render_result(&self, r: &QueryResult, expanded: Option<bool>, text: &mut String) {
+    fn render_result(&self, r: QueryResult, expanded: Option<bool>, text: &mut String) {
         let quiet = self.quiet();
         if !r.columns.is_empty() {
-            text.push_str(&render(&self.print, &TableData::from_result(r), expanded));
+            let tag = r.tag.clone();
+            let expanded = expanded.unwrap_or(self.print.expanded == Expanded::On);
+            if self.print.format == Format::Unaligned && !expanded {
+                render_unaligned_rows(&self.print, &r, text);
+            } else {
+                text.push_str(&render(
+                    &self.print,
+                    &TableData::from_result(r),
+                    Some(expanded),
+                ));
+            }
             let dml = ["INSERT", "UPDATE", "DELETE", "MERGE"]
                 .iter()
-                .any(|p| r.tag.starts_with(p));
+                .any(|p| tag.starts_with(p));
             if dml && !quiet {
-                text.push_str(&r.tag);
+                text.push_str(&tag);
                 text.push('\n');
             }
         } else if !r.tag.is_empty() && !quiet {

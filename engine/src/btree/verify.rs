@@ -28,13 +28,24 @@ pub(crate) enum Use {
     PendingFree,
 }
 
-/// Counts from walking one tree.
+/// The size and shape of one tree, from walking it (`Database::tree_stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TreeStats {
+pub struct TreeStats {
+    /// Keys stored (each one a version chain: deleted rows count until their versions are pruned).
     pub entries: u64,
+    /// Node pages: branches and leaves.
     pub pages: u64,
+    /// Pages of overflow chains (values too large to sit in a leaf).
     pub overflow_pages: u64,
+    /// Levels from the root to the leaves (1 for a tree that is a single leaf).
     pub depth: usize,
+}
+
+impl TreeStats {
+    /// Every page the tree occupies: node pages and overflow pages.
+    pub fn total_pages(&self) -> u64 {
+        self.pages + self.overflow_pages
+    }
 }
 
 fn corrupt(id: PageId, reason: impl Into<String>) -> StoreError {
