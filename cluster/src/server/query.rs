@@ -309,6 +309,20 @@ fn run_statements(session: &mut Session, stmts: Vec<ast::Statement>) -> SimpleOu
 }
 
 fn run_simple(session: &mut Session, sql: &str) -> SimpleOutcome {
+    // One plain SELECT/INSERT/UPDATE/DELETE: through the session's plan cache.
+    let single = !sql.trim().trim_end_matches(';').contains(';');
+    if single && strata_sql::plan_cache::normalize(sql).is_some() {
+        let (results, error) = match session.execute(sql) {
+            Ok(results) => (results, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        return SimpleOutcome {
+            results,
+            error,
+            copy: None,
+            empty: false,
+        };
+    }
     match strata_sql::parse(sql) {
         Ok(stmts) if stmts.is_empty() => SimpleOutcome {
             results: Vec::new(),
@@ -517,6 +531,7 @@ impl ExtendedQueryHandler for Connection {
                     let statement = stmts.into_iter().next().expect("one statement");
                     return Ok(Statement {
                         prepared: Prepared {
+                            text: sql.clone(),
                             statement,
                             param_types: Vec::new(),
                             columns: Vec::new(),
@@ -891,6 +906,7 @@ impl CopyHandler for Connection {
                     s.execute_statement(&statement)
                 } else {
                     let p = Prepared {
+                        text: statement.to_string(),
                         statement,
                         param_types: params.iter().map(Value::data_type).collect(),
                         columns: Vec::new(),
