@@ -607,3 +607,49 @@ fn psql_runs_commands() {
     );
     assert!(out.contains("\"people_name\" btree (name)"), "{out}");
 }
+
+#[test]
+fn statement_timeout_and_cancel_request_stop_a_running_statement() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = server.client().await;
+        c.batch_execute(
+            "CREATE TABLE probe (x INT PRIMARY KEY); \
+             INSERT INTO probe SELECT g FROM generate_series(1, 400) g",
+        )
+        .await
+        .unwrap();
+        // Nested loops rescanning `probe`: a long statement made of many storage reads, each
+        // a point where an interrupt is noticed (64M combinations if it ran to the end).
+        let slow = "SELECT count(*) FROM probe a, probe b, probe c WHERE a.x + b.x + c.x < 0";
+        c.batch_execute("SET statement_timeout = '300ms'")
+            .await
+            .unwrap();
+        let e = c.simple_query(slow).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        c.batch_execute("SET statement_timeout = 0").await.unwrap();
+
+        // CancelRequest from another connection, repeated until the statement has started.
+        let token = c.cancel_token();
+        let canceller = tokio::spawn(async move {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = token.cancel_query(NoTls).await;
+            }
+        });
+        let e = c.simple_query(slow).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        canceller.abort();
+        let _ = canceller.await;
+        // The session carries on (a cancel still in flight may hit one more statement).
+        let mut count = None;
+        for _ in 0..3 {
+            if let Ok(r) = c.query_one("SELECT count(*) FROM probe", &[]).await {
+                count = Some(r.get::<_, i64>(0));
+                break;
+            }
+        }
+        assert_eq!(count, Some(400));
+    });
+}

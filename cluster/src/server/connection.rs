@@ -317,8 +317,9 @@ impl CancelHandler for Connection {
             .unwrap_or_else(|e| e.into_inner())
             .get(&request.pid)
             .cloned();
-        match (key, &request.secret_key) {
-            (Some((secret, interrupt)), SecretKey::I32(given)) if secret == *given => {
+        // The key arrives as 4 raw bytes or an i32 depending on how it was decoded.
+        match key {
+            Some((secret, interrupt)) if request.secret_key.eq_value(&SecretKey::I32(secret)) => {
                 tracing::info!(pid = request.pid, "cancel request");
                 interrupt.cancel();
             }
