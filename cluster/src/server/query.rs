@@ -131,6 +131,21 @@ fn is_copy_from_stdin(s: &ast::Statement) -> bool {
     )
 }
 
+/// Transaction control and session settings: no parameters, no result rows.
+fn is_control(s: &ast::Statement) -> bool {
+    use ast::Statement as S;
+    matches!(
+        s,
+        S::StartTransaction { .. }
+            | S::Commit { .. }
+            | S::Rollback { .. }
+            | S::Savepoint { .. }
+            | S::ReleaseSavepoint { .. }
+            | S::Set(_)
+            | S::Deallocate { .. }
+    )
+}
+
 /// Number of columns a COPY statement names (0 when it names none: the table's own).
 fn copy_columns(s: &ast::Statement) -> usize {
     match s {
@@ -527,7 +542,10 @@ impl ExtendedQueryHandler for Connection {
                         empty: true,
                     });
                 }
-                if stmts.len() == 1 && is_copy_from_stdin(&stmts[0]) {
+                // Transaction control and settings take no parameters and return no rows;
+                // they are not bound ahead (binding needs a usable transaction, and ROLLBACK
+                // must be accepted in a failed one).
+                if stmts.len() == 1 && (is_copy_from_stdin(&stmts[0]) || is_control(&stmts[0])) {
                     let statement = stmts.into_iter().next().expect("one statement");
                     return Ok(Statement {
                         prepared: Prepared {
