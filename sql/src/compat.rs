@@ -18,6 +18,9 @@ const BOOLEAN_COPY_OPTIONS: &[&str] = &["freeze", "header"];
 /// Returns `sql` with the rewrites above applied (borrowed when nothing changes).
 pub fn normalize(sql: &str) -> Cow<'_, str> {
     let head = sql.trim_start();
+    if let Some(user) = create_user_as_role(head) {
+        return Cow::Owned(user);
+    }
     if head.len() < 4 || !head[..4].eq_ignore_ascii_case("copy") {
         return Cow::Borrowed(sql);
     }
@@ -77,6 +80,24 @@ pub fn normalize(sql: &str) -> Cow<'_, str> {
     Cow::Owned(tokens.iter().map(|t| t.to_string()).collect())
 }
 
+/// `CREATE USER x ...` is `CREATE ROLE x LOGIN ...` in PostgreSQL; sqlparser only knows the
+/// latter with PostgreSQL's options.
+fn create_user_as_role(head: &str) -> Option<String> {
+    let mut words = head.splitn(3, char::is_whitespace);
+    let (create, user, rest) = (words.next()?, words.next()?, words.next()?);
+    if !create.eq_ignore_ascii_case("create") || !user.eq_ignore_ascii_case("user") {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (name, options) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let options = options.trim_start();
+    let options = options
+        .strip_prefix("WITH ")
+        .or_else(|| options.strip_prefix("with "))
+        .unwrap_or(options);
+    Some(format!("CREATE ROLE {name} WITH LOGIN {options}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize;
@@ -93,6 +114,10 @@ mod tests {
         );
         // Untouched: other statements, and identifiers named "on".
         assert_eq!(normalize("select 1"), "select 1");
+        assert_eq!(
+            normalize("CREATE USER bob WITH PASSWORD 'x'"),
+            "CREATE ROLE bob WITH LOGIN PASSWORD 'x'"
+        );
         assert_eq!(
             normalize("copy t (\"on\") from stdin"),
             "copy t (\"on\") from stdin"

@@ -408,6 +408,24 @@ fn scram_passwords_and_statement_timeout_setting() {
             .err()
             .expect("refused");
         assert_eq!(sqlstate(&e), "28P01");
+        // Roles created with SQL log in with SCRAM too.
+        let admin = server.client().await;
+        admin
+            .batch_execute("CREATE USER carol WITH PASSWORD 'pw2'")
+            .await
+            .unwrap();
+        let e = admin.batch_execute("CREATE ROLE carol").await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42710");
+        let carol = format!(
+            "host=127.0.0.1 port={} user=carol password=pw2 dbname=postgres",
+            server.port
+        );
+        let (c2, conn) = tokio_postgres::connect(&carol, NoTls)
+            .await
+            .expect("carol logs in");
+        tokio::spawn(conn);
+        c2.batch_execute("SELECT 1").await.unwrap();
+        admin.batch_execute("DROP ROLE carol").await.unwrap();
         let nodb = format!(
             "host=127.0.0.1 port={} user=postgres dbname=nope",
             server.port

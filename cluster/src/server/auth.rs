@@ -137,7 +137,20 @@ impl Users {
         };
         let mut roles = self.roles.write().unwrap_or_else(|e| e.into_inner());
         roles.insert(user.to_string(), cred);
-        if let Some(path) = &self.path {
+        Self::save(&self.path, &roles)
+    }
+
+    /// Removes a role (never `postgres`); false if it did not exist.
+    pub fn remove(&self, user: &str) -> io::Result<bool> {
+        let mut roles = self.roles.write().unwrap_or_else(|e| e.into_inner());
+        if user == "postgres" || roles.remove(user).is_none() {
+            return Ok(false);
+        }
+        Self::save(&self.path, &roles).map(|_| true)
+    }
+
+    fn save(path: &Option<PathBuf>, roles: &HashMap<String, Credential>) -> io::Result<()> {
+        if let Some(path) = path {
             let mut names: Vec<&String> = roles.keys().collect();
             names.sort();
             let mut text =

@@ -47,6 +47,7 @@ use sqlparser::ast;
 use strata_sql::plan::OutCol;
 use strata_sql::{DataType, Error, Prepared, QueryResult, Session, TxnStatus, Value};
 
+use super::auth::Users;
 use super::connection::Connection;
 use super::types;
 
@@ -292,7 +293,119 @@ struct SimpleOutcome {
     empty: bool,
 }
 
-fn run_statements(session: &mut Session, stmts: Vec<ast::Statement>) -> SimpleOutcome {
+fn role_error(code: &'static str, message: String) -> Error {
+    Error::new(code, message)
+}
+
+/// Role statements change the server's roles (`users.conf`), not the database:
+/// CREATE ROLE/USER [WITH] [LOGIN] [PASSWORD 'pw'], ALTER ROLE/USER name [WITH] PASSWORD 'pw',
+/// DROP ROLE/USER [IF EXISTS] name. They take effect at once (not transactional) and are
+/// refused inside a transaction block. None: not a role statement.
+fn role_statement(
+    users: &Users,
+    session: &Session,
+    s: &ast::Statement,
+) -> Option<Result<QueryResult, Error>> {
+    use ast::Statement as S;
+    let password_of = |p: &Option<ast::Password>| -> Result<Option<String>, Error> {
+        match p {
+            None | Some(ast::Password::NullPassword) => Ok(None),
+            Some(ast::Password::Password(ast::Expr::Value(v))) => match &v.value {
+                ast::Value::SingleQuotedString(pw) => Ok(Some(pw.clone())),
+                other => Err(role_error("42601", format!("invalid password {other}"))),
+            },
+            Some(ast::Password::Password(other)) => {
+                Err(role_error("42601", format!("invalid password {other}")))
+            }
+        }
+    };
+    let tag = |t: &str| QueryResult {
+        tag: t.to_string(),
+        ..Default::default()
+    };
+    let is_role = matches!(
+        s,
+        S::CreateRole(_)
+            | S::AlterRole { .. }
+            | S::Drop {
+                object_type: ast::ObjectType::Role | ast::ObjectType::User,
+                ..
+            }
+    );
+    if !is_role {
+        return None;
+    }
+    if session.status() != TxnStatus::Idle {
+        return Some(Err(role_error(
+            "25001",
+            "role statements cannot run inside a transaction block".into(),
+        )));
+    }
+    let io = |e: std::io::Error| role_error("58030", format!("cannot save roles: {e}"));
+    Some((|| match s {
+        S::CreateRole(cr) => {
+            let password = password_of(&cr.password)?;
+            for n in &cr.names {
+                let name = strata_sql::plan::object_name(n)?;
+                if users.credential(&name).is_some() {
+                    return Err(role_error(
+                        "42710",
+                        format!("role \"{name}\" already exists"),
+                    ));
+                }
+                users.set(&name, password.as_deref()).map_err(io)?;
+            }
+            Ok(tag("CREATE ROLE"))
+        }
+        S::AlterRole { name, operation } => {
+            let name = strata_sql::plan::ident(name);
+            if users.credential(&name).is_none() {
+                return Err(role_error(
+                    "42704",
+                    format!("role \"{name}\" does not exist"),
+                ));
+            }
+            if let ast::AlterRoleOperation::WithOptions { options } = operation {
+                for o in options {
+                    if let ast::RoleOption::Password(p) = o {
+                        let pw = password_of(&Some(p.clone()))?;
+                        users.set(&name, pw.as_deref()).map_err(io)?;
+                    }
+                }
+                Ok(tag("ALTER ROLE"))
+            } else {
+                Err(role_error(
+                    "0A000",
+                    format!("ALTER ROLE {operation} is not supported"),
+                ))
+            }
+        }
+        S::Drop {
+            names, if_exists, ..
+        } => {
+            for n in names {
+                let name = strata_sql::plan::object_name(n)?;
+                if name == "postgres" {
+                    return Err(role_error("55006", "current user cannot be dropped".into()));
+                }
+                if !users.remove(&name).map_err(io)? && !*if_exists {
+                    return Err(role_error(
+                        "42704",
+                        format!("role \"{name}\" does not exist"),
+                    ));
+                }
+            }
+            Ok(tag("DROP ROLE"))
+        }
+        _ => Err(role_error("XX000", "not a role statement".into())),
+    })())
+}
+
+fn run_statements(
+    session: &mut Session,
+    users: &Users,
+    stmts: Vec<ast::Statement>,
+) -> SimpleOutcome {
     let mut out = SimpleOutcome {
         results: Vec::new(),
         error: None,
@@ -312,7 +425,11 @@ fn run_statements(session: &mut Session, stmts: Vec<ast::Statement>) -> SimpleOu
             out.copy = Some((s, iter.collect()));
             return out;
         }
-        match session.execute_statement(&s) {
+        let result = match role_statement(users, session, &s) {
+            Some(r) => r,
+            None => session.execute_statement(&s),
+        };
+        match result {
             Ok(r) => out.results.push(r),
             Err(e) => {
                 out.error = Some(e);
@@ -323,7 +440,7 @@ fn run_statements(session: &mut Session, stmts: Vec<ast::Statement>) -> SimpleOu
     out
 }
 
-fn run_simple(session: &mut Session, sql: &str) -> SimpleOutcome {
+fn run_simple(session: &mut Session, users: &Users, sql: &str) -> SimpleOutcome {
     // One plain SELECT/INSERT/UPDATE/DELETE: through the session's plan cache.
     let single = !sql.trim().trim_end_matches(';').contains(';');
     if single && strata_sql::plan_cache::normalize(sql).is_some() {
@@ -345,7 +462,7 @@ fn run_simple(session: &mut Session, sql: &str) -> SimpleOutcome {
             copy: None,
             empty: true,
         },
-        Ok(stmts) => run_statements(session, stmts),
+        Ok(stmts) => run_statements(session, users, stmts),
         Err(e) => SimpleOutcome {
             results: Vec::new(),
             error: Some(e),
@@ -477,8 +594,9 @@ impl SimpleQueryHandler for Connection {
         let worker = self.worker()?;
         client.set_state(PgWireConnectionState::QueryInProgress);
         let sql = query.query;
+        let server = self.server.clone();
         let outcome = worker
-            .run(move |s| run_simple(s, &sql))
+            .run(move |s| run_simple(s, &server.users, &sql))
             .await
             .map_err(|_| self.terminated_error())?;
         let copying = self.send_simple_outcome(client, outcome).await?;
@@ -918,6 +1036,7 @@ impl CopyHandler for Connection {
         let statement = with_payload(&copy.statement, data);
         let params = copy.params;
         let rest = copy.rest;
+        let server = self.server.clone();
         let (copied, outcome) = worker
             .run(move |s| {
                 let copied = if params.is_empty() {
@@ -932,7 +1051,7 @@ impl CopyHandler for Connection {
                     s.execute_prepared(&p, &params)
                 };
                 let outcome = match &copied {
-                    Ok(_) if !rest.is_empty() => Some(run_statements(s, rest)),
+                    Ok(_) if !rest.is_empty() => Some(run_statements(s, &server.users, rest)),
                     _ => None,
                 };
                 (copied, outcome)
