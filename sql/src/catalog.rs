@@ -287,6 +287,11 @@ pub fn put_sequence(txn: &mut dyn Transaction, s: &Sequence) -> Result<()> {
     store(txn, &format!("seq/{}", s.name), s)
 }
 
+/// Every sequence (for the system catalogs).
+pub fn sequences(txn: &mut dyn Transaction) -> Result<Vec<Sequence>> {
+    list(txn, "seq/")
+}
+
 pub fn delete_sequence(txn: &mut dyn Transaction, name: &str) -> Result<()> {
     remove(txn, &format!("seq/{name}"))
 }

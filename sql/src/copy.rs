@@ -284,6 +284,9 @@ pub fn options(
             O::Escape(c) => f.escape = *c,
             O::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {
             }
+            // FREEZE asks PostgreSQL to write rows pre-frozen (no later vacuum freeze). Strata's
+            // MVCC has no freezing to skip, so the rows are simply written as usual.
+            O::Freeze(_) => {}
             other => bail!(
                 FEATURE_NOT_SUPPORTED,
                 "COPY option {other} is not supported"

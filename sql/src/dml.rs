@@ -522,6 +522,16 @@ pub struct Insert {
     ret: Option<Returning>,
 }
 
+impl Insert {
+    /// The columns of RETURNING (empty without it).
+    pub fn returning_columns(&self) -> Vec<OutCol> {
+        self.ret
+            .as_ref()
+            .map(|r| r.cols.clone())
+            .unwrap_or_default()
+    }
+}
+
 enum OnConflict {
     Nothing,
     /// SET assignments (column, expr over existing row ++ excluded row) and an optional WHERE.
@@ -769,6 +779,16 @@ fn clone_ret(r: &Option<Returning>) -> Option<Returning> {
         exprs: r.exprs.clone(),
         cols: r.cols.clone(),
     })
+}
+
+impl Change {
+    /// The columns of RETURNING (empty without it).
+    pub fn returning_columns(&self) -> Vec<OutCol> {
+        self.ret
+            .as_ref()
+            .map(|r| r.cols.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// A bound UPDATE or DELETE: the rows to change come from `source` (the target table scanned

@@ -9,6 +9,7 @@
 //! semantics; every error carries a SQLSTATE ([`error`]).
 
 pub mod catalog;
+pub mod compat;
 pub mod copy;
 pub mod datetime;
 pub mod ddl;
@@ -19,12 +20,15 @@ pub mod exec;
 pub mod explain;
 pub mod expr;
 pub mod functions;
+pub mod interrupt;
 pub mod kv;
+pub mod maintenance;
 pub mod optimize;
 pub mod plan;
 pub mod plan_cache;
 pub mod session;
 pub mod sparse;
+pub mod system;
 pub mod value;
 
 pub use error::{Error, Result};
@@ -34,7 +38,8 @@ pub use value::{DataType, Value};
 /// Parses SQL text into statements, with PostgreSQL's syntax errors (42601 with a position).
 pub fn parse(sql: &str) -> Result<Vec<sqlparser::ast::Statement>> {
     let dialect = sqlparser::dialect::PostgreSqlDialect {};
-    sqlparser::parser::Parser::parse_sql(&dialect, sql).map_err(|e| {
+    let normalized = compat::normalize(sql);
+    sqlparser::parser::Parser::parse_sql(&dialect, &normalized).map_err(|e| {
         let msg = e.to_string();
         let msg = msg
             .strip_prefix("sql parser error: ")

@@ -321,9 +321,14 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
                 "timestamptz" => DataType::TimestampTz,
                 "bpchar" => DataType::Char(1),
                 "string" => DataType::Text,
-                _ => bail!(UNDEFINED_OBJECT, "type \"{n}\" does not exist"),
+                _ => match crate::system::custom_type(&n) {
+                    Some(t) => t,
+                    None => bail!(UNDEFINED_OBJECT, "type \"{n}\" does not exist"),
+                },
             }
         }
+        // Arrays are carried in their text form (`{1,2}`); see `system`.
+        A::Array(_) => DataType::Text,
         other => bail!(FEATURE_NOT_SUPPORTED, "type {other} is not supported"),
     })
 }
@@ -1272,6 +1277,16 @@ impl<'a> Binder<'a> {
                     .as_ref()
                     .map(|a| a.columns.iter().map(|c| ident(&c.name)).collect())
                     .unwrap_or_default();
+                let schema = parts.len().checked_sub(2).map(|i| parts[i].as_str());
+                if let Some(bound) = crate::system::bind_relation(
+                    self.txn,
+                    schema,
+                    &tname,
+                    alias_name.as_deref(),
+                    &col_aliases,
+                )? {
+                    return Ok(bound);
+                }
                 let (plan, scope, _) =
                     self.relation(&tname, alias_name.as_deref(), &col_aliases)?;
                 Ok((plan, scope))
@@ -1986,6 +2001,15 @@ impl<'a> Binder<'a> {
                             DataType::Bool,
                         )
                     }
+                    // `x = ANY (array)`, the array in text form (see `system`).
+                    other if !all && op == CmpOp::Eq => {
+                        let arr = self.expr(other, scope, agg)?;
+                        crate::system::bind_function(
+                            self.txn,
+                            "text_array_contains",
+                            vec![arr, (x, xt)],
+                        )?
+                    }
                     other => bail!(
                         FEATURE_NOT_SUPPORTED,
                         "ANY/ALL over {other} is not supported"
@@ -2229,6 +2253,16 @@ impl<'a> Binder<'a> {
             A::Tuple(_) => bail!(FEATURE_NOT_SUPPORTED, "row constructors are not supported"),
             A::Collate { expr, .. } => self.expr(expr, scope, agg)?,
             A::AtTimeZone { .. } => bail!(FEATURE_NOT_SUPPORTED, "AT TIME ZONE is not supported"),
+            // `arr[i]` on an array in text form (see `system`).
+            A::CompoundFieldAccess { root, access_chain } if access_chain.len() == 1 => {
+                let ast::AccessExpr::Subscript(ast::Subscript::Index { index }) = &access_chain[0]
+                else {
+                    bail!(FEATURE_NOT_SUPPORTED, "expression {e} is not supported");
+                };
+                let arr = self.expr(root, scope, agg)?;
+                let idx = self.expr(index, scope, agg)?;
+                crate::system::bind_function(self.txn, "text_array_element", vec![arr, idx])?
+            }
             other => bail!(FEATURE_NOT_SUPPORTED, "expression {other} is not supported"),
         })
     }
@@ -2254,6 +2288,24 @@ impl<'a> Binder<'a> {
         let (b, bt) = self.expr(right, scope, agg)?;
         if let Some(cmp) = cmp_op(op) {
             return Ok((self.compare(cmp, a, at, b, bt)?, DataType::Bool));
+        }
+        let regex = match op {
+            B::PGRegexMatch => Some("textregexeq"),
+            B::PGRegexNotMatch => Some("textregexne"),
+            B::PGRegexIMatch => Some("texticregexeq"),
+            B::PGRegexNotIMatch => Some("texticregexne"),
+            // OPERATOR(pg_catalog.~) and friends, as psql writes them.
+            B::PGCustomBinaryOperator(parts) => match parts.last().map(String::as_str) {
+                Some("~") => Some("textregexeq"),
+                Some("!~") => Some("textregexne"),
+                Some("~*") => Some("texticregexeq"),
+                Some("!~*") => Some("texticregexne"),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(f) = regex {
+            return crate::system::bind_function(self.txn, f, vec![(a, at), (b, bt)]);
         }
         Ok(match op {
             B::And | B::Or => {
@@ -2413,6 +2465,11 @@ impl<'a> Binder<'a> {
         let mut agg_order: Vec<ast::OrderByExpr> = Vec::new();
         let (args, distinct, star) = match &f.args {
             ast::FunctionArguments::None => (Vec::new(), false, false),
+            ast::FunctionArguments::Subquery(q) if name == "array" => {
+                // ARRAY(subquery): the values as an array literal in text form.
+                let inner = parse_query(&crate::system::array_subquery_sql(&q.to_string()))?;
+                return self.expr(&ast::Expr::Subquery(Box::new(inner)), scope, agg);
+            }
             ast::FunctionArguments::Subquery(_) => {
                 bail!(FEATURE_NOT_SUPPORTED, "function over a subquery")
             }
@@ -2509,6 +2566,10 @@ impl<'a> Binder<'a> {
                 SYNTAX_ERROR,
                 "DISTINCT specified, but {name} is not an aggregate function"
             );
+        }
+        if crate::system::is_catalog_function(&name) {
+            let bound = self.bind_list(&args, scope, agg)?;
+            return crate::system::bind_function(self.txn, &name, bound);
         }
         match name.as_str() {
             "coalesce" => {

@@ -19,6 +19,7 @@ use crate::catalog::{self, Table};
 use crate::error::Result;
 use crate::exec::{self, Cx, ExecStats, Row, SequenceOps};
 use crate::expr::SeqOp;
+use crate::interrupt::{Interrupt, InterruptibleTxn};
 use crate::kv::{Isolation, Storage, Transaction};
 use crate::optimize::optimize;
 use crate::plan::{self, Binder, OutCol, Plan};
@@ -178,6 +179,8 @@ pub struct Session {
     pub settings: HashMap<String, String>,
     /// Counters from the last statement (EXPLAIN ANALYZE, benchmarks).
     pub last_stats: ExecStats,
+    /// Cancel flag and statement deadline checked by every transaction this session begins.
+    interrupt: Option<Arc<Interrupt>>,
 }
 
 // A session moves between threads (connection pools, the server's workers): it must stay Send,
@@ -293,7 +296,27 @@ impl Session {
             txn_ts: 0,
             settings,
             last_stats: ExecStats::default(),
+            interrupt: None,
         }
+    }
+
+    /// Makes statements of this session interruptible (query cancel, statement_timeout).
+    pub fn set_interrupt(&mut self, interrupt: Arc<Interrupt>) {
+        self.interrupt = Some(interrupt);
+    }
+
+    /// Begins a storage transaction, wrapped so the session's interrupt can stop it.
+    fn begin_txn(&self, iso: Isolation) -> Result<Box<dyn Transaction>> {
+        let txn = self.shared.storage.begin(iso)?;
+        Ok(match &self.interrupt {
+            Some(i) => InterruptibleTxn::wrap(txn, i.clone()),
+            None => txn,
+        })
+    }
+
+    /// Runs one parsed statement (simple query protocol, statement by statement).
+    pub fn execute_statement(&mut self, statement: &ast::Statement) -> Result<QueryResult> {
+        self.run(statement, &[])
     }
 
     pub fn status(&self) -> TxnStatus {
@@ -361,18 +384,34 @@ impl Session {
             let cols = match statement {
                 ast::Statement::Query(q) => bind_plan(&mut binder, q)?.1,
                 ast::Statement::Insert(i) => {
-                    let b = dml::bind_insert(&mut binder, i, shared.clone())?;
-                    let _ = b;
-                    Vec::new()
+                    dml::bind_insert(&mut binder, i, shared.clone())?.returning_columns()
                 }
                 ast::Statement::Update(u) => {
-                    dml::bind_update(&mut binder, u, shared.clone())?;
-                    Vec::new()
+                    dml::bind_update(&mut binder, u, shared.clone())?.returning_columns()
                 }
                 ast::Statement::Delete(d) => {
-                    dml::bind_delete(&mut binder, d, shared.clone())?;
-                    Vec::new()
+                    dml::bind_delete(&mut binder, d, shared.clone())?.returning_columns()
                 }
+                ast::Statement::ShowVariable { variable } => {
+                    let name = variable
+                        .iter()
+                        .map(plan::ident)
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let name = if name == "transaction isolation level" {
+                        "transaction_isolation".to_string()
+                    } else {
+                        name
+                    };
+                    vec![OutCol {
+                        name,
+                        ty: DataType::Text,
+                    }]
+                }
+                ast::Statement::Explain { .. } => vec![OutCol {
+                    name: "QUERY PLAN".into(),
+                    ty: DataType::Text,
+                }],
                 _ => Vec::new(),
             };
             let params = binder
@@ -530,7 +569,7 @@ impl Session {
             .pending_isolation
             .take()
             .unwrap_or(self.default_isolation);
-        let mut txn = self.shared.storage.begin(iso)?;
+        let mut txn = self.begin_txn(iso)?;
         let ts = now_micros();
         match f(txn.as_mut(), ts) {
             Ok(v) => {
@@ -565,7 +604,7 @@ impl Session {
                 let iso = isolation_of(modes)
                     .or(self.pending_isolation.take())
                     .unwrap_or(self.default_isolation);
-                self.txn = Some(self.shared.storage.begin(iso)?);
+                self.txn = Some(self.begin_txn(iso)?);
                 self.txn_ts = now_micros();
                 self.failed = false;
                 self.savepoints.clear();
@@ -750,6 +789,15 @@ impl Session {
                 }
                 tag("DEALLOCATE")
             }
+            S::Vacuum(v) => {
+                if self.txn.is_some() {
+                    bail!(
+                        ACTIVE_SQL_TRANSACTION,
+                        "VACUUM cannot run inside a transaction block"
+                    );
+                }
+                crate::maintenance::vacuum(self.shared.storage.as_ref(), v)
+            }
             _ => self.run_in_txn(stmt, params),
         }
     }
@@ -772,7 +820,7 @@ impl Session {
                         if let Some(t) = self.txn.take() {
                             t.rollback()?;
                         }
-                        self.txn = Some(self.shared.storage.begin(iso)?);
+                        self.txn = Some(self.begin_txn(iso)?);
                     } else {
                         self.pending_isolation = Some(iso);
                     }

@@ -2,8 +2,8 @@
 //!
 //! `strata [DBFILE]` is the SQL shell (psql's interface on an embedded database: see
 //! [`shell`]); `strata raid ...` is the RAID workbench; `strata bench index` measures index
-//! strategies ([`bench_index`]). The server (`strata serve`) joins them as a subcommand of the
-//! same `Cli`.
+//! strategies ([`bench_index`]); `strata serve` is the PostgreSQL wire-protocol server
+//! ([`serve`]).
 //!
 //! Exit codes: 0 on success; 1 for an error (printed on stderr as `error: ...`); 2 when
 //! `raid scrub` leaves problems unrepaired; the shell's are psql's (3 when a script stops at an
@@ -11,6 +11,7 @@
 
 mod bench_index;
 mod raid;
+mod serve;
 mod shell;
 
 // The shell and the server allocate many small rows and strings per statement; mimalloc does
@@ -46,6 +47,8 @@ enum Command {
     /// Drive the RAID block layer directly: create, status, read, write, fail, replace, scrub.
     #[command(subcommand)]
     Raid(raid::RaidCommand),
+    /// Serve the PostgreSQL wire protocol (psql, pgbench and drivers connect).
+    Serve(serve::ServeArgs),
     /// Benchmarks on the real engine: `bench index` (dense vs sparse vs no index).
     #[command(subcommand)]
     Bench(bench_index::BenchCommand),
@@ -111,6 +114,7 @@ fn main() {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Some(Command::Raid(cmd)) => raid::run(cmd),
+        Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Bench(cmd)) => bench_index::run(cmd),
         None => match shell::run(cli.shell, &matches) {
             0 => Ok(()),

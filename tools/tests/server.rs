@@ -1,0 +1,673 @@
+//! The wire-protocol server as a user meets it: the real `strata serve` binary in a temporary
+//! data directory on a free loopback port, driven by tokio-postgres, psql and pgbench (the
+//! latter two are skipped with a note when not installed), killed with SIGKILL and restarted.
+//!
+//! Every test starts its own server and kills it on drop; loops are bounded; nothing asserts
+//! on wall-clock time.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::{SinkExt, TryStreamExt};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+/// A running `strata serve`, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start strata serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let port = addr.rsplit(':').next().unwrap().parse().expect("port");
+        Server { child, port }
+    }
+
+    fn conn_str(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+
+    async fn client(&self) -> Client {
+        let (client, connection) = tokio_postgres::connect(&self.conn_str(), NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// A PostgreSQL client tool from PATH or /usr/local/bin, if installed.
+fn pg_tool(name: &str) -> Option<PathBuf> {
+    let local = Path::new("/usr/local/bin").join(name);
+    if local.exists() {
+        return Some(local);
+    }
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_string()).unwrap_or_default()
+}
+
+#[test]
+fn simple_and_extended_queries_transactions_errors_and_copy() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = server.client().await;
+        c.batch_execute(
+            "CREATE TABLE acct (id INT PRIMARY KEY, owner TEXT NOT NULL, balance NUMERIC(12,2), \
+             opened DATE, seen TIMESTAMP, ok BOOLEAN, ratio DOUBLE PRECISION, big BIGINT)",
+        )
+        .await
+        .unwrap();
+
+        // Simple protocol: several statements, command tags.
+        let msgs = c
+            .simple_query("INSERT INTO acct VALUES (1, 'ada', 10.50, '2024-01-02', '2024-01-02 03:04:05', true, 0.5, 9000000000); SELECT owner FROM acct")
+            .await
+            .unwrap();
+        let complete: Vec<u64> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(complete, vec![1, 1]);
+
+        // Extended protocol with typed parameters; results in binary format.
+        let n = c
+            .execute(
+                "INSERT INTO acct (id, owner, balance, ok, big) VALUES ($1, $2, 20.25, $3, $4)",
+                &[&2i32, &"bob", &false, &-5i64],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let row = c
+            .query_one(
+                "SELECT id, owner, ok, ratio, big, opened FROM acct WHERE id = $1",
+                &[&1i32],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i32>(0), 1);
+        assert_eq!(row.get::<_, String>(1), "ada");
+        assert!(row.get::<_, bool>(2));
+        assert_eq!(row.get::<_, f64>(3), 0.5);
+        assert_eq!(row.get::<_, i64>(4), 9_000_000_000);
+        let text: Vec<String> = c
+            .simple_query("SELECT balance, opened, seen FROM acct WHERE id = 1")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(
+                    (0..3)
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, vec!["10.50|2024-01-02|2024-01-02 03:04:05"]);
+
+        // A prepared statement reused with different parameters.
+        let stmt = c
+            .prepare("SELECT owner FROM acct WHERE id = $1")
+            .await
+            .unwrap();
+        for (id, owner) in [(1i32, "ada"), (2, "bob")] {
+            let r = c.query_one(&stmt, &[&id]).await.unwrap();
+            assert_eq!(r.get::<_, String>(0), owner);
+        }
+
+        // Errors carry their SQLSTATE; the connection carries on.
+        let e = c.execute("SELECT * FROM missing", &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42P01");
+        let e = c
+            .execute("INSERT INTO acct (id, owner) VALUES (1, 'dup')", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "23505");
+        let e = c.batch_execute("SELEC 1").await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42601");
+
+        // Transactions: rollback undoes, a failed block refuses until ROLLBACK.
+        c.batch_execute("BEGIN; UPDATE acct SET owner = 'zed' WHERE id = 1; ROLLBACK")
+            .await
+            .unwrap();
+        let r = c
+            .query_one("SELECT owner FROM acct WHERE id = 1", &[])
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, String>(0), "ada");
+        c.batch_execute("BEGIN").await.unwrap();
+        assert!(c.batch_execute("SELECT 1/0").await.is_err());
+        let e = c.batch_execute("SELECT 1").await.unwrap_err();
+        assert_eq!(sqlstate(&e), "25P02");
+        c.batch_execute("ROLLBACK").await.unwrap();
+
+        let mut client = c;
+        let tx = client.transaction().await.unwrap();
+        tx.execute("UPDATE acct SET balance = balance + 1 WHERE id = 2", &[])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let c = client;
+
+        // COPY FROM STDIN and TO STDOUT.
+        c.batch_execute("CREATE TABLE items (id INT, name TEXT)")
+            .await
+            .unwrap();
+        let sink = c
+            .copy_in("COPY items FROM STDIN")
+            .await
+            .expect("copy in");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"1\tone\n2\ttwo\n3\t\\N\n"))
+            .await
+            .unwrap();
+        let copied = sink.finish().await.unwrap();
+        assert_eq!(copied, 3);
+        let out: Vec<bytes::Bytes> = c
+            .copy_out("COPY (SELECT id, name FROM items ORDER BY id) TO STDOUT")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let text: String = out
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).to_string())
+            .collect();
+        assert_eq!(text, "1\tone\n2\ttwo\n3\t\\N\n");
+
+        // SHOW and settings over the extended protocol.
+        let r = c.query_one("SHOW server_version", &[]).await.unwrap();
+        assert!(r.get::<_, String>(0).starts_with("15."));
+    });
+}
+
+#[test]
+fn garbage_bytes_close_only_that_connection() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    // A startup packet announcing an absurd length, then noise.
+    let mut raw = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.write_all(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8])
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = raw.read_to_end(&mut buf); // the server closes it
+                                       // Garbage after a valid startup: an unknown message type.
+    runtime().block_on(async {
+        let c = server.client().await;
+        c.batch_execute("CREATE TABLE ok (x INT)").await.unwrap();
+    });
+    let mut raw = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut startup = Vec::new();
+    let params = b"user\0postgres\0database\0postgres\0\0";
+    startup.extend_from_slice(&((8 + params.len()) as i32).to_be_bytes());
+    startup.extend_from_slice(&196608i32.to_be_bytes());
+    startup.extend_from_slice(params);
+    raw.write_all(&startup).unwrap();
+    raw.write_all(b"\x01\x00\x00\x00\x08garbage!garbage!")
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = raw.read_to_end(&mut buf);
+    runtime().block_on(async {
+        let c = server.client().await;
+        let r = c.query_one("SELECT count(*) FROM ok", &[]).await.unwrap();
+        assert_eq!(r.get::<_, i64>(0), 0);
+    });
+}
+
+#[test]
+fn disconnect_inside_a_transaction_rolls_back_and_releases_locks() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let setup = server.client().await;
+        setup
+            .batch_execute(
+                "CREATE TABLE k (id INT PRIMARY KEY, v INT); INSERT INTO k VALUES (1, 0)",
+            )
+            .await
+            .unwrap();
+        {
+            let doomed = server.client().await;
+            doomed
+                .batch_execute("BEGIN; UPDATE k SET v = 100 WHERE id = 1")
+                .await
+                .unwrap();
+            // Dropped without COMMIT: the connection closes.
+        }
+        // The row lock is released: this update does not wait forever.
+        let other = server.client().await;
+        let updated = tokio::time::timeout(
+            Duration::from_secs(60),
+            other.execute("UPDATE k SET v = v + 1 WHERE id = 1", &[]),
+        )
+        .await
+        .expect("the lock of the dropped connection was released")
+        .unwrap();
+        assert_eq!(updated, 1);
+        let r = other
+            .query_one("SELECT v FROM k WHERE id = 1", &[])
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, i32>(0), 1);
+    });
+}
+
+#[test]
+fn too_many_connections_are_refused_with_53300() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &["--max-connections", "2"]);
+    runtime().block_on(async {
+        let a = server.client().await;
+        let _b = server.client().await;
+        let e = tokio_postgres::connect(&server.conn_str(), NoTls)
+            .await
+            .err()
+            .expect("third connection refused");
+        assert_eq!(sqlstate(&e), "53300");
+        a.batch_execute("SELECT 1").await.unwrap();
+    });
+}
+
+#[test]
+fn many_concurrent_sessions_each_with_a_transaction() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let setup = server.client().await;
+        setup
+            .batch_execute("CREATE TABLE c (id INT PRIMARY KEY, v INT)")
+            .await
+            .unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..120 {
+            clients.push(server.client().await);
+        }
+        for (i, c) in clients.iter().enumerate() {
+            c.batch_execute("BEGIN").await.unwrap();
+            c.execute("INSERT INTO c VALUES ($1, $1)", &[&(i as i32)])
+                .await
+                .unwrap();
+        }
+        // None is visible before its commit.
+        let r = setup
+            .query_one("SELECT count(*) FROM c", &[])
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, i64>(0), 0);
+        for c in &clients {
+            c.batch_execute("COMMIT").await.unwrap();
+        }
+        let r = setup
+            .query_one("SELECT count(*) FROM c", &[])
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, i64>(0), 120);
+    });
+}
+
+#[test]
+fn scram_passwords_and_statement_timeout_setting() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &["--user", "alice:s3cret"]);
+    runtime().block_on(async {
+        let ok = format!(
+            "host=127.0.0.1 port={} user=alice password=s3cret dbname=postgres",
+            server.port
+        );
+        let (c, conn) = tokio_postgres::connect(&ok, NoTls)
+            .await
+            .expect("scram login");
+        tokio::spawn(conn);
+        c.batch_execute("SET statement_timeout = '5s'")
+            .await
+            .unwrap();
+        let r = c.query_one("SHOW statement_timeout", &[]).await.unwrap();
+        assert_eq!(r.get::<_, String>(0), "5s");
+        let bad = format!(
+            "host=127.0.0.1 port={} user=alice password=wrong dbname=postgres",
+            server.port
+        );
+        let e = tokio_postgres::connect(&bad, NoTls)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(sqlstate(&e), "28P01");
+        // Roles created with SQL log in with SCRAM too.
+        let admin = server.client().await;
+        admin
+            .batch_execute("CREATE USER carol WITH PASSWORD 'pw2'")
+            .await
+            .unwrap();
+        let e = admin.batch_execute("CREATE ROLE carol").await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42710");
+        let carol = format!(
+            "host=127.0.0.1 port={} user=carol password=pw2 dbname=postgres",
+            server.port
+        );
+        let (c2, conn) = tokio_postgres::connect(&carol, NoTls)
+            .await
+            .expect("carol logs in");
+        tokio::spawn(conn);
+        c2.batch_execute("SELECT 1").await.unwrap();
+        admin.batch_execute("DROP ROLE carol").await.unwrap();
+        let nodb = format!(
+            "host=127.0.0.1 port={} user=postgres dbname=nope",
+            server.port
+        );
+        let e = tokio_postgres::connect(&nodb, NoTls)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(sqlstate(&e), "3D000");
+    });
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly_and_data_survives() {
+    let dir = data_dir();
+    let mut server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = server.client().await;
+        c.batch_execute("CREATE TABLE s (x INT); INSERT INTO s VALUES (1), (2)")
+            .await
+            .unwrap();
+        // An open transaction at shutdown is rolled back.
+        let open = server.client().await;
+        open.batch_execute("BEGIN; INSERT INTO s VALUES (3)")
+            .await
+            .unwrap();
+        std::mem::forget(open);
+    });
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = server.client().await;
+        let r = c.query_one("SELECT count(*) FROM s", &[]).await.unwrap();
+        assert_eq!(r.get::<_, i64>(0), 2);
+    });
+}
+
+fn run_tool(tool: &Path, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .env("PGCONNECT_TIMEOUT", "30")
+        .output()
+        .expect("run tool");
+    assert!(
+        out.status.success(),
+        "{} {:?} failed: {}{}",
+        tool.display(),
+        args,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn balances(port: u16) -> (i64, i64, i64, i64, i64) {
+    runtime().block_on(async {
+        let (c, conn) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+            NoTls,
+        )
+        .await
+        .expect("connect");
+        tokio::spawn(conn);
+        let r = c
+            .query_one(
+                "SELECT (SELECT sum(abalance) FROM pgbench_accounts)::bigint, \
+                 (SELECT sum(bbalance) FROM pgbench_branches)::bigint, \
+                 (SELECT sum(tbalance) FROM pgbench_tellers)::bigint, \
+                 (SELECT coalesce(sum(delta), 0) FROM pgbench_history)::bigint, \
+                 (SELECT count(*) FROM pgbench_history)",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+    })
+}
+
+#[test]
+fn pgbench_runs_without_failures_and_survives_sigkill() {
+    let Some(pgbench) = pg_tool("pgbench") else {
+        eprintln!("pgbench not installed: skipped");
+        return;
+    };
+    let dir = data_dir();
+    let mut server = Server::start(dir.path(), &[]);
+    let port = server.port.to_string();
+    let common = ["-h", "127.0.0.1", "-p", &port, "-U", "postgres"];
+    let mut init = common.to_vec();
+    init.extend(["-i", "-I", "dtgp", "-s", "1", "postgres"]);
+    run_tool(&pgbench, &init);
+    for mode in ["simple", "extended", "prepared"] {
+        let mut run = common.to_vec();
+        // -n: no vacuum step, which would truncate pgbench_history.
+        run.extend([
+            "-n", "-c", "4", "-j", "2", "-t", "50", "-M", mode, "postgres",
+        ]);
+        let out = run_tool(&pgbench, &run);
+        assert!(
+            out.contains("number of failed transactions: 0"),
+            "{mode}: {out}"
+        );
+        assert!(out.contains("actually processed: 200/200"), "{mode}: {out}");
+    }
+    let (a, b, t, delta, count) = balances(server.port);
+    assert_eq!((a, b), (t, t));
+    assert_eq!(a, delta);
+    assert_eq!(count, 600);
+
+    // SIGKILL in the middle of a run: every acknowledged transaction survives.
+    let mut run = common.to_vec();
+    run.extend(["-n", "-c", "4", "-j", "2", "-t", "100000", "postgres"]);
+    let bench = Command::new(&pgbench)
+        .args(&run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pgbench");
+    // Let some transactions commit, watched through the history table (bounded wait).
+    for _ in 0..600 {
+        std::thread::sleep(Duration::from_millis(50));
+        if balances(server.port).4 > 1000 {
+            break;
+        }
+    }
+    server.kill();
+    let out = bench.wait_with_output().expect("pgbench ends");
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    let acknowledged: i64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let server = Server::start(dir.path(), &[]);
+    let (a, b, t, delta, count) = balances(server.port);
+    assert_eq!((a, b), (t, t));
+    assert_eq!(a, delta);
+    assert!(
+        count - 600 >= acknowledged,
+        "history {count} (600 before) lost some of {acknowledged} acknowledged"
+    );
+}
+
+#[test]
+fn psql_runs_commands() {
+    let Some(psql) = pg_tool("psql") else {
+        eprintln!("psql not installed: skipped");
+        return;
+    };
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    let port = server.port.to_string();
+    let base = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "-c",
+        "CREATE TABLE people (id INT PRIMARY KEY, name TEXT)",
+        "-c",
+        "CREATE INDEX people_name ON people (name)",
+        "-c",
+        "INSERT INTO people VALUES (1, 'ada')",
+        "-c",
+        "SELECT name FROM people",
+    ]);
+    let out = run_tool(&psql, &args);
+    assert!(out.contains("INSERT 0 1"), "{out}");
+    assert!(out.contains("ada"), "{out}");
+
+    // The \d family, through the pg_catalog queries psql sends.
+    let mut args = base.to_vec();
+    args.extend(["-c", "\\dt", "-c", "\\di", "-c", "\\d people"]);
+    let out = run_tool(&psql, &args);
+    assert!(out.contains("people | table | postgres"), "{out}");
+    assert!(
+        out.contains("people_name | index | postgres | people"),
+        "{out}"
+    );
+    assert!(out.contains("people_pkey"), "{out}");
+    assert!(out.contains("Table \"public.people\""), "{out}");
+    assert!(
+        out.contains("\"people_pkey\" PRIMARY KEY, btree (id)"),
+        "{out}"
+    );
+    assert!(out.contains("\"people_name\" btree (name)"), "{out}");
+}
+
+#[test]
+fn statement_timeout_and_cancel_request_stop_a_running_statement() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = server.client().await;
+        c.batch_execute(
+            "CREATE TABLE probe (x INT PRIMARY KEY); \
+             INSERT INTO probe SELECT g FROM generate_series(1, 400) g",
+        )
+        .await
+        .unwrap();
+        // Nested loops rescanning `probe`: a long statement made of many storage reads, each
+        // a point where an interrupt is noticed (64M combinations if it ran to the end).
+        let slow = "SELECT count(*) FROM probe a, probe b, probe c WHERE a.x + b.x + c.x < 0";
+        c.batch_execute("SET statement_timeout = '300ms'")
+            .await
+            .unwrap();
+        let e = c.simple_query(slow).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        c.batch_execute("SET statement_timeout = 0").await.unwrap();
+
+        // CancelRequest from another connection, repeated until the statement has started.
+        let token = c.cancel_token();
+        let canceller = tokio::spawn(async move {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = token.cancel_query(NoTls).await;
+            }
+        });
+        let e = c.simple_query(slow).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        canceller.abort();
+        let _ = canceller.await;
+        // The session carries on (a cancel still in flight may hit one more statement).
+        let mut count = None;
+        for _ in 0..3 {
+            if let Ok(r) = c.query_one("SELECT count(*) FROM probe", &[]).await {
+                count = Some(r.get::<_, i64>(0));
+                break;
+            }
+        }
+        assert_eq!(count, Some(400));
+    });
+}
