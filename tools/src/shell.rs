@@ -22,9 +22,9 @@
 //! with psql's `LINE n:` and caret when the error has a position.
 //!
 //! Backslash commands: see [`HELP`]; `\copy` is in [`copy`]. Tab completion at the prompt:
-//! [`complete`]. Ctrl-C during a statement on a server cancels it ([`interrupt`]); on an
-//! embedded database it ends the shell (the SQL layer has no cancel API yet). `:name` variable
-//! interpolation is not implemented.
+//! [`complete`]. Ctrl-C during a statement cancels it ([`interrupt`]): a CancelRequest to a
+//! server, or the embedded session's interrupt. `:name` variable interpolation is not
+//! implemented.
 //!
 //! Exit codes, as psql's: 0 normally (a failed statement in a script does not change it); 1 if
 //! a `-c` command failed, or a file (the database or a `-f` script) could not be opened; 3 when
@@ -1311,7 +1311,18 @@ pub fn run(args: ShellArgs, matches: &ArgMatches) -> i32 {
             .clone()
             .unwrap_or_else(|| PathBuf::from("strata.db"));
         match embedded::Embedded::open(&path) {
-            Ok(e) => Box::new(e),
+            Ok(e) => {
+                match Interrupts::install() {
+                    Ok(i) => {
+                        i.set_embedded(e.interrupt());
+                        interrupts = Some(i);
+                    }
+                    Err(e) => {
+                        eprintln!("strata: warning: Ctrl-C will not cancel statements: {e}")
+                    }
+                }
+                Box::new(e)
+            }
             Err(e) => {
                 eprintln!("strata: error: {e}");
                 return 1;

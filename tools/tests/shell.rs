@@ -574,3 +574,75 @@ fn copy_round_trips_through_client_files() {
         (1, "\\copy: parse error at \"into\"\n")
     );
 }
+
+#[test]
+fn ctrl_c_cancels_the_running_statement_and_stops_the_script() {
+    let dir = setup();
+    let made = strata(
+        dir.path(),
+        &["-q", "cancel.db"],
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+         INSERT INTO t SELECT g, g FROM generate_series(1, 20000) g;",
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let mut child = spawn(dir.path(), &["cancel.db"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let err = reader(child.stderr.take().expect("stderr"));
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let pump = thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    // Once `started` is printed, the shell is up (Ctrl-C is its own) and the slow statement,
+    // a correlated subquery that reads the table once per row (minutes of work, a storage
+    // access all along), is next.
+    stdin
+        .write_all(
+            b"SELECT 'started';\nSELECT count(*) FROM t a WHERE EXISTS (SELECT 1 FROM t b WHERE b.v = a.v + 1 AND b.id > 0);\nSELECT 'after';\n",
+        )
+        .expect("write");
+    drop(stdin);
+    let deadline = Instant::now() + LIMIT;
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("started") {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(bytes) => got.extend(bytes),
+            Err(_) => break,
+        }
+    }
+    // Give the shell a moment to start the slow statement: a Ctrl-C before it would stop the
+    // script without running it (as psql does). Then Ctrl-C until the shell ends.
+    thread::sleep(Duration::from_secs(1));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        thread::sleep(Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = pump.join();
+    got.extend(rx.try_iter().flatten());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&got).into_owned(),
+        err.join().unwrap(),
+    );
+    let status = status.expect("the shell ended after Ctrl-C");
+    assert_eq!(status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("canceling statement due to user request (SQLSTATE 57014)"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("after"), "{stdout}");
+}

@@ -6,9 +6,9 @@
 //! transaction of its own, so it shows what other sessions would see (not uncommitted DDL of the
 //! shell's own open transaction).
 //!
-//! Ctrl-C: the SQL layer on `main` has no way to interrupt a running statement yet, so a Ctrl-C
-//! during an embedded statement keeps its default effect (the process ends; the open
-//! transaction is lost, committed data is safe).
+//! Ctrl-C: the session carries an [`Interrupt`]; the shell's SIGINT thread cancels it, and the
+//! running statement fails with 57014 at its next storage access (the transaction then rolls
+//! back, or fails, as after any error).
 
 use std::io::{Read, Write};
 use std::ops::Bound;
@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use strata::{Connection, Database, QueryResult};
 use strata_sql::catalog::{self, IndexKind, RefAction, Sequence, Table as TableDef, View};
+use strata_sql::interrupt::Interrupt;
 use strata_sql::kv::{EngineStorage, Storage, Transaction};
 use strata_sql::TxnStatus;
 
@@ -33,6 +34,8 @@ pub struct Embedded {
     path: String,
     /// The prompt's name: the file stem, or `memory`.
     name: String,
+    /// Cancels the running statement (Ctrl-C).
+    interrupt: Arc<Interrupt>,
 }
 
 impl Embedded {
@@ -54,13 +57,29 @@ impl Embedded {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "strata".into())
         };
-        let conn = db.connect();
+        let mut conn = db.connect();
+        let interrupt = Interrupt::new();
+        conn.session().set_interrupt(interrupt.clone());
         Ok(Embedded {
             db,
             conn,
             path: path.display().to_string(),
             name,
+            interrupt,
         })
+    }
+
+    /// What cancels this session's running statement.
+    pub fn interrupt(&self) -> Arc<Interrupt> {
+        self.interrupt.clone()
+    }
+
+    /// Runs `f` as one statement: a Ctrl-C before it does not cancel it, one during it does.
+    fn statement<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.interrupt.start_statement(0);
+        let r = f(self);
+        self.interrupt.end_statement();
+        r
     }
 }
 
@@ -82,7 +101,7 @@ fn statement_output(r: QueryResult) -> StatementOutput {
 
 impl Backend for Embedded {
     fn execute(&mut self, sql: &str) -> Executed {
-        match self.conn.execute_batch(sql) {
+        match self.statement(|e| e.conn.execute_batch(sql)) {
             Ok(results) => Executed {
                 outputs: results.into_iter().map(statement_output).collect(),
                 error: None,
@@ -107,17 +126,14 @@ impl Backend for Embedded {
             }
         })?;
         let r = self
-            .conn
-            .session()
-            .copy_in(copy_sql, &text)
+            .statement(|e| e.conn.session().copy_in(copy_sql, &text))
             .map_err(|e| CopyError::Db(db_error(e)))?;
         Ok(r.tag)
     }
 
     fn copy_out(&mut self, copy_sql: &str, out: &mut dyn Write) -> Result<String, CopyError> {
         let mut results = self
-            .conn
-            .execute_batch(copy_sql)
+            .statement(|e| e.conn.execute_batch(copy_sql))
             .map_err(|e| CopyError::Db(db_error(e)))?;
         let Some(r) = results.pop() else {
             return Err(CopyError::Io("the COPY statement returned nothing".into()));

@@ -10,8 +10,8 @@
 //!    stdin, `\i`) stops after the statement that was running, with exit code 3, as psql's
 //!    does; the interactive prompt clears it and carries on.
 //!
-//! Installed only for remote sessions: the embedded SQL layer on `main` has no cancel API
-//! yet, so there a Ctrl-C keeps its default effect (the process ends).
+//! On an embedded database the session's [`Interrupt`] is canceled instead
+//! ([`Interrupts::set_embedded`]); the statement fails with 57014 at its next storage access.
 //!
 //! Invariant: the running token is set only while the main thread waits for that statement,
 //! so a cancel can reach only the statement the user saw running (a CancelRequest that
@@ -20,6 +20,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use strata_sql::interrupt::Interrupt;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_postgres::{CancelToken, NoTls};
 
@@ -27,6 +28,7 @@ use tokio_postgres::{CancelToken, NoTls};
 #[derive(Default)]
 pub struct Interrupts {
     running: Mutex<Option<CancelToken>>,
+    embedded: Mutex<Option<Arc<Interrupt>>>,
     pressed: AtomicBool,
 }
 
@@ -49,6 +51,14 @@ impl Interrupts {
                 runtime.block_on(async move {
                     while sigint.recv().await.is_some() {
                         shared.pressed.store(true, Ordering::SeqCst);
+                        let embedded = shared
+                            .embedded
+                            .lock()
+                            .map(|e| e.clone())
+                            .unwrap_or_default();
+                        if let Some(interrupt) = embedded {
+                            interrupt.cancel();
+                        }
                         let token = shared.running.lock().map(|t| t.clone()).unwrap_or_default();
                         if let Some(token) = token {
                             eprintln!("Cancel request sent");
@@ -61,6 +71,14 @@ impl Interrupts {
             })
             .map_err(|e| format!("cannot start the SIGINT thread: {e}"))?;
         Ok(interrupts)
+    }
+
+    /// The interrupt of the embedded session, canceled by every Ctrl-C (it only affects a
+    /// running statement).
+    pub fn set_embedded(&self, interrupt: Arc<Interrupt>) {
+        if let Ok(mut embedded) = self.embedded.lock() {
+            *embedded = Some(interrupt);
+        }
     }
 
     /// Publishes (Some) or withdraws (None) the cancel token of the running statement.
