@@ -256,7 +256,12 @@ fn constant(text: &str, kind: Tok) -> Option<(Value, DataType)> {
     match kind {
         Tok::Str => {
             let inner = &text[1..text.len() - 1];
-            Some((Value::Text(inner.replace("''", "'")), DataType::Unknown))
+            let value = if inner.contains('\'') {
+                inner.replace("''", "'")
+            } else {
+                inner.to_string()
+            };
+            Some((Value::Text(value), DataType::Unknown))
         }
         Tok::Number => {
             if let Ok(i) = text.parse::<i32>() {
@@ -369,8 +374,10 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
         params.push(v);
         types.push(ty);
         text.push_str(&sql[copied..t.start]);
-        text.push('$');
-        text.push_str(&params.len().to_string());
+        {
+            use std::fmt::Write;
+            let _ = write!(text, "${}", params.len());
+        }
         copied = t.end;
     }
     text.push_str(&sql[copied..]);
@@ -556,8 +563,14 @@ pub struct Entry<B> {
 /// Statements by (text, parameter types). `B` is what binding makes (the session's bound
 /// statement).
 pub struct PlanCache<B> {
-    entries: HashMap<(String, Vec<DataType>), Entry<B>>,
+    /// By text, then by parameter types (a lookup allocates nothing).
+    entries: HashMap<String, Vec<TypedEntry<B>>>,
+    /// Entries in all.
+    count: usize,
 }
+
+/// A statement's entry for one list of parameter types.
+type TypedEntry<B> = (Vec<DataType>, Entry<B>);
 
 /// The most statements kept; a full cache is emptied (simple, and cheap to refill).
 const CAPACITY: usize = 512;
@@ -566,6 +579,7 @@ impl<B> Default for PlanCache<B> {
     fn default() -> Self {
         PlanCache {
             entries: HashMap::new(),
+            count: 0,
         }
     }
 }
@@ -581,40 +595,51 @@ impl<B> PlanCache<B> {
         types: &[DataType],
         read_only: impl Fn(&ast::Statement) -> Option<bool>,
     ) -> Option<&mut Entry<B>> {
-        let key = (text.to_string(), types.to_vec());
-        if !self.entries.contains_key(&key) {
-            let mut stmts = crate::parse(text).ok()?;
-            if stmts.len() != 1 {
-                return None;
+        let found = self
+            .entries
+            .get(text)
+            .and_then(|v| v.iter().position(|(t, _)| t.as_slice() == types));
+        let (list, i) = match found {
+            Some(i) => (self.entries.get_mut(text)?, i),
+            None => {
+                let mut stmts = crate::parse(text).ok()?;
+                if stmts.len() != 1 {
+                    return None;
+                }
+                let statement = stmts.pop()?;
+                let read_only = read_only(&statement)?;
+                if self.count >= CAPACITY {
+                    self.clear();
+                }
+                self.count += 1;
+                let list = self.entries.entry(text.to_string()).or_default();
+                list.push((
+                    types.to_vec(),
+                    Entry {
+                        statement,
+                        read_only,
+                        bound: None,
+                    },
+                ));
+                let i = list.len() - 1;
+                (list, i)
             }
-            let statement = stmts.pop()?;
-            let read_only = read_only(&statement)?;
-            if self.entries.len() >= CAPACITY {
-                self.entries.clear();
-            }
-            self.entries.insert(
-                key.clone(),
-                Entry {
-                    statement,
-                    read_only,
-                    bound: None,
-                },
-            );
-        }
-        self.entries.get_mut(&key)
+        };
+        Some(&mut list[i].1)
     }
 
     /// Forgets every statement.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.count = 0;
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.count == 0
     }
 }
 
