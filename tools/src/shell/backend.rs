@@ -139,3 +139,22 @@ pub trait Backend {
     /// Ends the session: an open transaction rolls back.
     fn close(self: Box<Self>);
 }
+
+/// The relation kinds a `\d` family command lists (`which` without its backslash).
+pub fn listed_kinds(which: &str) -> &'static [&'static str] {
+    match which {
+        "dt" => &["table"],
+        "di" => &["index"],
+        "dv" => &["view"],
+        "ds" => &["sequence"],
+        _ => &["table", "view", "sequence"],
+    }
+}
+
+/// psql's message when `\d` finds nothing, for the name or pattern given (if any).
+pub fn no_relation(arg: Option<&str>) -> String {
+    match arg {
+        Some(a) => format!("Did not find any relation named \"{a}\"."),
+        None => "Did not find any relations.".into(),
+    }
+}

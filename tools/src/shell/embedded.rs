@@ -22,7 +22,8 @@ use strata_sql::kv::{EngineStorage, Storage, Transaction};
 use strata_sql::TxnStatus;
 
 use super::backend::{
-    Backend, CopyError, DbError, Executed, ResultRows, StatementOutput, TxnState,
+    listed_kinds, no_relation, Backend, CopyError, DbError, Executed, ResultRows, StatementOutput,
+    TxnState,
 };
 use super::{glob, normalize_name, TableData};
 
@@ -342,10 +343,7 @@ impl Embedded {
         if which == "d" && pattern.is_some() {
             // Describe each relation the name or pattern matches.
             if matching.is_empty() {
-                return Err(format!(
-                    "Did not find any relation named \"{}\".",
-                    arg.unwrap_or_default()
-                ));
+                return Err(no_relation(Some(arg.unwrap_or_default())));
             }
             // Several (a pattern): each is printed in turn, as psql does.
             return Ok(matching
@@ -353,22 +351,13 @@ impl Embedded {
                 .map(|(_, rel)| self.describe_one(&cat, rel))
                 .collect());
         }
-        let kinds: &[&str] = match which {
-            "dt" => &["table"],
-            "di" => &["index"],
-            "dv" => &["view"],
-            "ds" => &["sequence"],
-            _ => &["table", "view", "sequence"],
-        };
+        let kinds = listed_kinds(which);
         let listed: Vec<&(String, Relation<'_>)> = matching
             .into_iter()
             .filter(|(_, r)| kinds.contains(&type_of(r)))
             .collect();
         if listed.is_empty() {
-            return Err(match arg {
-                Some(a) => format!("Did not find any relation named \"{a}\"."),
-                None => "Did not find any relations.".into(),
-            });
+            return Err(no_relation(arg));
         }
         let t = if which == "di" {
             let rows = listed

@@ -34,7 +34,8 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, SimpleQueryMessage};
 
 use super::backend::{
-    Backend, CopyError, DbError, Executed, ResultRows, StatementOutput, TxnState,
+    listed_kinds, no_relation, Backend, CopyError, DbError, Executed, ResultRows, StatementOutput,
+    TxnState,
 };
 use super::interrupt::Interrupts;
 use super::{glob, normalize_name, Piece, Splitter, TableData};
@@ -862,10 +863,7 @@ fn describe(remote: &mut Remote, which: &str, arg: Option<&str>) -> Result<Vec<T
         .collect();
     if which == "d" && pattern.is_some() {
         if matching.is_empty() {
-            return Err(format!(
-                "Did not find any relation named \"{}\".",
-                arg.unwrap_or_default()
-            ));
+            return Err(no_relation(Some(arg.unwrap_or_default())));
         }
         let mut out = Vec::new();
         for rel in matching {
@@ -876,22 +874,13 @@ fn describe(remote: &mut Remote, which: &str, arg: Option<&str>) -> Result<Vec<T
         }
         return Ok(out);
     }
-    let kinds: &[&str] = match which {
-        "dt" => &["table"],
-        "di" => &["index"],
-        "dv" => &["view"],
-        "ds" => &["sequence"],
-        _ => &["table", "view", "sequence"],
-    };
+    let kinds = listed_kinds(which);
     let listed: Vec<&RemoteRelation> = matching
         .into_iter()
         .filter(|r| kinds.contains(&r.kind))
         .collect();
     if listed.is_empty() {
-        return Err(match arg {
-            Some(a) => format!("Did not find any relation named \"{a}\"."),
-            None => "Did not find any relations.".into(),
-        });
+        return Err(no_relation(arg));
     }
     let t = if which == "di" {
         let rows = listed
