@@ -1,9 +1,18 @@
 //! Byte encodings of the MVCC layer: version chains (the values stored in trees) and the logical
 //! WAL records. Both are pure functions of their input, so replaying a log is deterministic.
 //!
-//! VERSION CHAIN (the value of every key in a tree), newest version first:
+//! VERSION CHAIN (the value of every key in a tree). Most keys hold one live version, which
+//! takes the short format 2; any other chain (several versions, or a tombstone) takes format 1,
+//! newest version first. A chain is always written in the format its versions call for, so
+//! equal chains are equal bytes.
 //!
-//! | field        | size    | meaning                                         |
+//! | field        | size    | meaning (format 2: exactly one version, not a tombstone) |
+//! |--------------|---------|-------------------------------------------------|
+//! | format       | 1       | 2                                               |
+//! | commit_ts    | varint  | commit timestamp of the writer                  |
+//! | bytes        | rest    | the value                                       |
+//!
+//! | field        | size    | meaning (format 1: any other chain)             |
 //! |--------------|---------|-------------------------------------------------|
 //! | format       | 1       | 1                                               |
 //! | count        | varint  | number of versions                              |
@@ -154,14 +163,36 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Format byte of a chain of one live version.
+const SINGLE: u8 = 2;
+/// Format byte of any other chain.
+const LIST: u8 = 1;
+
+/// Appends the format-2 chain of one live version.
+fn put_single(out: &mut Vec<u8>, ts: u64, value: &[u8]) {
+    out.reserve(1 + varint_len(ts) + value.len());
+    out.push(SINGLE);
+    put_varint(out, ts);
+    out.extend_from_slice(value);
+}
+
 /// Encodes a chain (newest first).
 pub fn encode_chain(versions: &[Version]) -> Vec<u8> {
+    if let [Version {
+        commit_ts,
+        value: Some(value),
+    }] = versions
+    {
+        let mut out = Vec::new();
+        put_single(&mut out, *commit_ts, value);
+        return out;
+    }
     let size: usize = versions
         .iter()
         .map(|v| 12 + v.value.as_ref().map_or(0, Vec::len))
         .sum();
     let mut out = Vec::with_capacity(2 + size);
-    out.push(1);
+    out.push(LIST);
     put_varint(&mut out, versions.len() as u64);
     for v in versions {
         out.extend_from_slice(&v.commit_ts.to_le_bytes());
@@ -178,31 +209,30 @@ pub fn encode_chain(versions: &[Version]) -> Vec<u8> {
 
 /// Decodes a chain.
 pub fn decode_chain(buf: &[u8]) -> Result<Vec<Version>> {
-    let mut r = Reader::new(buf, "version chain");
-    if r.u8()? != 1 {
-        return Err(r.bad("unknown chain format"));
-    }
-    let count = r.varint()?;
-    let mut out = Vec::with_capacity(count.min(1024) as usize);
-    for _ in 0..count {
-        let commit_ts = r.u64()?;
-        let value = match r.u8()? {
-            0 => Some(r.bytes()?.to_vec()),
-            1 => None,
-            _ => return Err(r.bad("unknown version kind")),
-        };
-        out.push(Version { commit_ts, value });
-    }
-    r.finish()?;
-    Ok(out)
+    Ok(chain_versions(buf)?
+        .map(|(commit_ts, value)| Version {
+            commit_ts,
+            value: value.map(<[u8]>::to_vec),
+        })
+        .collect())
 }
 
 /// The versions of an encoded chain, in place, newest first: (commit_ts, value; None for a
 /// tombstone). Checks the whole chain as `decode_chain` does.
 fn chain_versions(buf: &[u8]) -> Result<ChainVersions<'_>> {
     let mut r = Reader::new(buf, "version chain");
-    if r.u8()? != 1 {
-        return Err(r.bad("unknown chain format"));
+    match r.u8()? {
+        SINGLE => {
+            let ts = r.varint()?;
+            let value = &buf[r.at..];
+            return Ok(ChainVersions {
+                single: Some((ts, value)),
+                r,
+                left: 0,
+            });
+        }
+        LIST => {}
+        _ => return Err(r.bad("unknown chain format")),
     }
     let count = r.varint()?;
     let start = r.at;
@@ -218,11 +248,17 @@ fn chain_versions(buf: &[u8]) -> Result<ChainVersions<'_>> {
     }
     r.finish()?;
     r.at = start;
-    Ok(ChainVersions { r, left: count })
+    Ok(ChainVersions {
+        single: None,
+        r,
+        left: count,
+    })
 }
 
-/// Iterator of `chain_versions`, over a chain already checked.
+/// Iterator of `chain_versions`, over a chain already checked: the version of a format-2
+/// chain, or the `left` versions of a format-1 chain at `r`.
 struct ChainVersions<'a> {
+    single: Option<(u64, &'a [u8])>,
     r: Reader<'a>,
     left: u64,
 }
@@ -231,6 +267,9 @@ impl<'a> Iterator for ChainVersions<'a> {
     type Item = (u64, Option<&'a [u8]>);
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some((ts, value)) = self.single.take() {
+            return Some((ts, Some(value)));
+        }
         if self.left == 0 {
             return None;
         }
@@ -247,7 +286,14 @@ impl<'a> Iterator for ChainVersions<'a> {
 /// `visible` on an encoded chain, without decoding it: the value visible at `snapshot_ts`
 /// (None: no version is visible; Some(None): a visible delete).
 pub fn visible_encoded(buf: &[u8], snapshot_ts: u64) -> Result<Option<Option<&[u8]>>> {
-    // The common chain, one version with a short value: [1, 1, ts, 0, len < 128, value].
+    // The common chain: one version, format 2.
+    if buf.first() == Some(&SINGLE) {
+        let mut r = Reader::new(buf, "version chain");
+        r.at = 1;
+        let ts = r.varint()?;
+        return Ok((ts <= snapshot_ts).then_some(Some(&buf[r.at..])));
+    }
+    // One version with a short value in format 1: [1, 1, ts, 0, len < 128, value].
     if buf.len() >= 12
         && buf[..2] == [1, 1]
         && buf[10] == 0
@@ -292,13 +338,15 @@ pub fn add_version_encoded(
     let Some(old) = old else {
         // A fresh chain of one version: pruning can only drop it if it is a tombstone that
         // every snapshot sees.
-        if value.is_none() && commit_ts <= gc_watermark {
-            return Ok(false);
+        match value {
+            Some(value) => put_single(out, commit_ts, value),
+            None if commit_ts <= gc_watermark => return Ok(false),
+            None => {
+                out.push(LIST);
+                put_varint(out, 1);
+                put_version(out, commit_ts, None);
+            }
         }
-        out.reserve(12 + value.map_or(0, <[u8]>::len));
-        out.push(1);
-        put_varint(out, 1);
-        put_version(out, commit_ts, value);
         return Ok(true);
     };
     let mut chain: Vec<(u64, Option<&[u8]>)> = chain_versions(old)?.collect();
@@ -318,7 +366,11 @@ pub fn add_version_encoded(
     if chain.is_empty() {
         return Ok(false);
     }
-    out.push(1);
+    if let [(ts, Some(value))] = chain[..] {
+        put_single(out, ts, value);
+        return Ok(true);
+    }
+    out.push(LIST);
     put_varint(out, chain.len() as u64);
     for (ts, v) in chain {
         put_version(out, ts, v);
@@ -599,6 +651,23 @@ mod tests {
         for cut in 0..enc.len() {
             assert!(decode_chain(&enc[..cut]).is_err(), "truncated at {cut}");
         }
+        // One live version takes the short format: format byte, varint timestamp, value.
+        let single = vec![v(300, Some("abc"))];
+        let enc = encode_chain(&single);
+        assert_eq!(enc, [2, 0xAC, 0x02, b'a', b'b', b'c']);
+        assert_eq!(decode_chain(&enc).unwrap(), single);
+        assert_eq!(visible_encoded(&enc, 299).unwrap(), None);
+        assert_eq!(visible_encoded(&enc, 300).unwrap(), Some(Some(&b"abc"[..])));
+        assert_eq!(newest_encoded(&enc).unwrap(), Some(300));
+        assert!(decode_chain(&[2]).is_err());
+        assert!(decode_chain(&[3, 1]).is_err());
+        // The same chain in format 1 still reads the same.
+        let long = [&[1u8, 1][..], &300u64.to_le_bytes(), &[0, 3], b"abc"].concat();
+        assert_eq!(decode_chain(&long).unwrap(), single);
+        assert_eq!(
+            visible_encoded(&long, 300).unwrap(),
+            Some(Some(&b"abc"[..]))
+        );
     }
 
     #[test]

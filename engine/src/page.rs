@@ -25,7 +25,7 @@
 //! |--------|------|---------------------------------------------------------------------|
 //! | 0      | 16   | page header, type 1                                                 |
 //! | 16     | 8    | magic `b"STRATADB"`                                                 |
-//! | 24     | 4    | format version (1)                                                  |
+//! | 24     | 4    | format version (2)                                                  |
 //! | 28     | 4    | page size in bytes                                                  |
 //! | 32     | 8    | epoch (checkpoint counter); the meta lives in page `epoch % 2`      |
 //! | 40     | 8    | page count: pages `0..count` are in use or free, none beyond        |
@@ -47,7 +47,9 @@
 //! | 28     | 4    | reserved (0)                                         |
 //! | 32     | 8*n  | free page ids                                        |
 //!
-//! FORMAT VERSIONS: 1, the first.
+//! FORMAT VERSIONS (a build opens only files of its own version, and says which it found):
+//! 1, the first; 2, short one-version chains (`codec`) and the SQL layer's variable-length
+//! integer keys.
 
 use std::fmt;
 
@@ -58,7 +60,7 @@ pub(crate) const MIN_PAGE_SIZE: usize = 1024;
 /// Largest supported page size (node offsets are `u16`).
 pub(crate) const MAX_PAGE_SIZE: usize = 32768;
 /// Format version written in the meta page.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Most user-meta bytes a checkpoint can carry (less on 1 KiB pages: what fits).
 pub(crate) const MAX_USER_META: usize = 1024;
 
@@ -198,6 +200,8 @@ pub(crate) enum MetaError {
     NotStrata,
     /// A Strata meta page with another page size than the device's block size.
     PageSize { stored: u32 },
+    /// An intact Strata meta page of another format version.
+    Version { found: u32 },
     /// A Strata meta page that fails its checks (torn or damaged).
     Damaged(String),
 }
@@ -247,9 +251,7 @@ impl Meta {
         }
         let version = get_u32(p, 24);
         if version != FORMAT_VERSION {
-            return Err(MetaError::Damaged(format!(
-                "format version {version}, this build reads {FORMAT_VERSION}"
-            )));
+            return Err(MetaError::Version { found: version });
         }
         let len = get_u32(p, 88) as usize;
         if len > max_user_meta(page_size) {
@@ -376,6 +378,13 @@ mod tests {
             Meta::decode(&torn, 4096),
             Err(MetaError::Damaged(_))
         ));
+        let mut old = p.clone();
+        put_u32(&mut old, 24, 1);
+        seal(&mut old);
+        assert_eq!(
+            Meta::decode(&old, 4096),
+            Err(MetaError::Version { found: 1 })
+        );
         let mut too_big = m;
         too_big.user_meta = vec![1; max_user_meta(1024)];
         let p = too_big.encode(1024);

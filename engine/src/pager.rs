@@ -383,6 +383,15 @@ impl Pager {
                         device.name()
                     )))
                 }
+                Err(MetaError::Version { found }) => {
+                    return Err(StoreError::Invalid(format!(
+                        "{} is in Strata's file format version {found}, and this build reads \
+                         version {} only; open it with the build that wrote it and export \
+                         the data (COPY ... TO)",
+                        device.name(),
+                        page::FORMAT_VERSION
+                    )))
+                }
                 Err(MetaError::NotStrata) => {
                     problems.push(format!("page {slot}: no Strata meta page"))
                 }
@@ -642,7 +651,9 @@ impl Pager {
         if needed <= self.device_blocks {
             return Ok(());
         }
-        let step = (self.device_blocks / 4).clamp(32, 65536);
+        // Growing a file costs a metadata update each time (about half a millisecond here),
+        // so it grows by half its size at once; the new blocks are holes until written.
+        let step = (self.device_blocks / 2).clamp(128, 65536);
         let target = needed.max(self.device_blocks + step);
         match self.device.set_block_count(target) {
             Ok(()) => self.device_blocks = target,

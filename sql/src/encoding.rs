@@ -9,11 +9,18 @@
 //! | type                  | encoding after the tag `0x02`                                      |
 //! |-----------------------|--------------------------------------------------------------------|
 //! | bool                  | 0 or 1                                                             |
-//! | integers, date, times | i64 big-endian with the sign bit flipped                           |
+//! | integers, date, times | i64 in 1 to 9 bytes: a length byte, then the significant bytes (below) |
 //! | floats                | f64 bits, sign-flipped (negatives: all bits inverted); NaN last    |
 //! | numeric               | 0x01 negative / 0x02 zero / 0x03 positive; exponent u16; digits 1..=10 ended by 0 (negatives: all complemented) |
 //! | text, bytea           | bytes with 0x00 escaped as 0x00 0xFF, ended by 0x00 0x00           |
 //! | interval              | total microseconds (months as 30 days) as i128, sign flipped       |
+//!
+//! An integer `v` takes a length byte `0x80 + n` then its `n` significant bytes big-endian when
+//! `v >= 0` (0 is `0x80` alone), or `0x7F - n` then its `n` low bytes when `v < 0`, `n` being
+//! the significant bytes of `!v` (-1 is `0x7F` alone). Longer positives are larger and longer
+//! negatives smaller, so byte order is numeric order, and small numbers (most keys) take 1 to 4
+//! bytes instead of 8. Integers of every width share this encoding, so an INTEGER column and a
+//! BIGINT value compare as keys.
 //!
 //! **Rows**: a column count (u16) then, per column, a tag and a fixed-size or length-prefixed
 //! payload. Rows shorter than the table (never written by this version) read as NULL-padded.
@@ -38,10 +45,10 @@ pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
         Value::Null => unreachable!("handled above"),
         Value::Bool(b) => out.push(*b as u8),
         Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => {
-            out.extend_from_slice(&flip_i64(v.as_i64().expect("integer")))
+            encode_int(v.as_i64().expect("integer"), out)
         }
-        Value::Date(d) => out.extend_from_slice(&flip_i64(*d as i64)),
-        Value::Timestamp(t) | Value::TimestampTz(t) => out.extend_from_slice(&flip_i64(*t)),
+        Value::Date(d) => encode_int(*d as i64, out),
+        Value::Timestamp(t) | Value::TimestampTz(t) => encode_int(*t, out),
         Value::Float4(f) => encode_f64(*f as f64, out),
         Value::Float8(f) => encode_f64(*f, out),
         Value::Numeric(d) => encode_decimal(d, out),
@@ -93,11 +100,7 @@ pub fn decode_key(key: &mut &[u8], ty: &DataType) -> Result<Value> {
     if tag != KEY_VALUE {
         return Err(corrupt());
     }
-    let int = |key: &mut &[u8]| -> Result<i64> {
-        let (b, rest) = key.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        *key = rest;
-        Ok((u64::from_be_bytes(*b) ^ (1 << 63)) as i64)
-    };
+    let int = |key: &mut &[u8]| decode_int(key).ok_or_else(corrupt);
     Ok(match ty {
         DataType::Bool => {
             let (&b, rest) = key.split_first().ok_or_else(corrupt)?;
@@ -141,8 +144,39 @@ pub fn decode_key(key: &mut &[u8], ty: &DataType) -> Result<Value> {
     })
 }
 
-fn flip_i64(v: i64) -> [u8; 8] {
-    ((v as u64) ^ (1 << 63)).to_be_bytes()
+/// Appends the variable-length, order-preserving encoding of an integer (see the module doc).
+fn encode_int(v: i64, out: &mut Vec<u8>) {
+    let bytes = v.to_be_bytes();
+    if v >= 0 {
+        let n = 8 - (v.leading_zeros() / 8) as usize;
+        out.push(0x80 + n as u8);
+        out.extend_from_slice(&bytes[8 - n..]);
+    } else {
+        let n = 8 - ((!v).leading_zeros() / 8) as usize;
+        out.push(0x7F - n as u8);
+        out.extend_from_slice(&bytes[8 - n..]);
+    }
+}
+
+/// Decodes an `encode_int` at the start of `key` and moves past it; None if it is malformed.
+fn decode_int(key: &mut &[u8]) -> Option<i64> {
+    let (&len, rest) = key.split_first()?;
+    let (negative, n) = match len {
+        0x80..=0x88 => (false, (len - 0x80) as usize),
+        0x77..=0x7F => (true, (0x7F - len) as usize),
+        _ => return None,
+    };
+    let body = rest.get(..n)?;
+    let mut v: i64 = if negative { -1 } else { 0 };
+    for &b in body {
+        v = (v << 8) | b as i64;
+    }
+    // Eight bytes replace the sign entirely; they must agree with the length byte.
+    if (v < 0) != negative {
+        return None;
+    }
+    *key = &rest[n..];
+    Some(v)
 }
 
 fn encode_f64(f: f64, out: &mut Vec<u8>) {
@@ -461,6 +495,62 @@ mod tests {
                 };
                 assert_eq!(*v, want, "mask {mask:b}, column {i}");
             }
+        }
+    }
+
+    #[test]
+    fn integer_keys_order_numerically_round_trip_and_stay_short() {
+        let mut ints = vec![i64::MIN, i64::MAX, 0, -1, 1];
+        for n in 0..8 {
+            let p = 1i64 << (8 * n);
+            for v in [p - 1, p, p + 1, -p - 1, -p, -p + 1, p.wrapping_mul(127)] {
+                ints.push(v);
+            }
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ints.push((x as i64) >> (x % 64)); // values of every magnitude
+        }
+        ints.sort_unstable();
+        ints.dedup();
+        for w in ints.windows(2) {
+            assert!(
+                k(Value::Int8(w[0])) < k(Value::Int8(w[1])),
+                "{} < {}",
+                w[0],
+                w[1]
+            );
+        }
+        for &v in &ints {
+            let key = k(Value::Int8(v));
+            let mut rest = key.as_slice();
+            assert_eq!(
+                decode_key(&mut rest, &DataType::Int8).unwrap(),
+                Value::Int8(v)
+            );
+            assert!(rest.is_empty());
+        }
+        assert_eq!(k(Value::Int4(0)).len(), 2);
+        assert_eq!(k(Value::Int4(100)).len(), 3);
+        assert_eq!(k(Value::Int4(-100)).len(), 3);
+        assert_eq!(k(Value::Int4(100_000)).len(), 5);
+        assert_eq!(k(Value::Int8(i64::MIN)).len(), 10);
+        // Widths share one encoding, so keys of different integer types compare.
+        assert_eq!(k(Value::Int2(-3)), k(Value::Int8(-3)));
+        // A length byte out of range, a short body, or eight bytes whose sign contradicts the
+        // length byte do not decode.
+        for bad in [
+            &[KEY_VALUE, 0x89][..],
+            &[KEY_VALUE, 0x82, 1],
+            &[KEY_VALUE, 0x88, 0x80, 0, 0, 0, 0, 0, 0, 0],
+        ] {
+            assert!(
+                decode_key(&mut &bad[..], &DataType::Int8).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

@@ -213,7 +213,8 @@ enum Lex {
 /// so a statement's text starts at its first token (error positions count from there).
 #[derive(Debug, Default)]
 pub struct Splitter {
-    pending: Vec<char>,
+    /// Text pushed and not yet scanned from `pos` (a byte offset, always on a char boundary).
+    pending: String,
     pos: usize,
     buf: String,
     state: Lex,
@@ -233,7 +234,7 @@ impl Splitter {
             self.pending.drain(..self.pos);
             self.pos = 0;
         }
-        self.pending.extend(text.chars());
+        self.pending.push_str(text);
     }
 
     /// Nothing is buffered: the next input starts a new statement.
@@ -295,7 +296,7 @@ impl Splitter {
     }
 
     fn peek(&self, at: usize) -> Option<char> {
-        self.pending.get(at).copied()
+        self.pending.get(at..)?.chars().next()
     }
 
     /// Copies a run of characters that mean nothing to the splitter in its current state
@@ -304,18 +305,22 @@ impl Splitter {
         if !self.content {
             return;
         }
-        let special = |c: char| match &self.state {
-            Lex::Normal => matches!(c, ';' | '\\' | '-' | '/' | '\'' | '"' | '$' | '(' | ')'),
+        // Every special character is ASCII, so a run ends on a char boundary.
+        let special = |b: u8| match &self.state {
+            Lex::Normal => matches!(
+                b,
+                b';' | b'\\' | b'-' | b'/' | b'\'' | b'"' | b'$' | b'(' | b')'
+            ),
             Lex::Single {
                 backslash: false,
                 escaped: false,
-            } => c == '\'',
-            Lex::Double => c == '"',
+            } => b == b'\'',
+            Lex::Double => b == b'"',
             _ => true,
         };
-        let rest = &self.pending[self.pos..];
-        let run = rest.iter().position(|&c| special(c)).unwrap_or(rest.len());
-        self.buf.extend(&rest[..run]);
+        let rest = &self.pending.as_bytes()[self.pos..];
+        let run = rest.iter().position(|&b| special(b)).unwrap_or(rest.len());
+        self.buf.push_str(&self.pending[self.pos..self.pos + run]);
         self.pos += run;
     }
 
@@ -325,9 +330,7 @@ impl Splitter {
             return None; // part of an identifier, or a parameter like $1 cannot follow one
         }
         let mut tag = String::new();
-        let mut i = self.pos;
-        loop {
-            let c = self.peek(i)?;
+        for c in self.pending[self.pos..].chars() {
             if c == '$' {
                 return Some(tag);
             }
@@ -340,8 +343,8 @@ impl Splitter {
                 return None;
             }
             tag.push(c);
-            i += 1;
         }
+        None
     }
 
     /// The next complete piece, or None when the text pushed so far is used up.
@@ -351,8 +354,8 @@ impl Splitter {
             let Some(c) = self.peek(self.pos) else {
                 break;
             };
-            let next = self.peek(self.pos + 1);
-            self.pos += 1;
+            self.pos += c.len_utf8();
+            let next = self.peek(self.pos);
             match &mut self.state {
                 Lex::Normal => match c {
                     ';' if self.depth == 0 => {
@@ -364,15 +367,11 @@ impl Splitter {
                         }
                     }
                     '\\' => {
-                        let mut cmd = String::from('\\');
-                        while let Some(c) = self.peek(self.pos) {
-                            if c == '\n' {
-                                break;
-                            }
-                            cmd.push(c);
-                            self.pos += 1;
-                        }
-                        return Some(Piece::Meta(cmd.trim_end().to_string()));
+                        let rest = &self.pending[self.pos..];
+                        let end = rest.find('\n').unwrap_or(rest.len());
+                        let cmd = format!("\\{}", rest[..end].trim_end());
+                        self.pos += end;
+                        return Some(Piece::Meta(cmd));
                     }
                     '-' if next == Some('-') => {
                         self.pos += 1;
@@ -405,7 +404,7 @@ impl Splitter {
                             self.add('$');
                             self.buf.push_str(&tag);
                             self.buf.push('$');
-                            self.pos += tag.chars().count() + 1;
+                            self.pos += tag.len() + 1;
                             self.state = Lex::Dollar(tag);
                         }
                         None => self.add('$'),
@@ -450,12 +449,10 @@ impl Splitter {
                 Lex::Dollar(tag) => {
                     self.buf.push(c);
                     if c == '$' {
-                        let n = tag.chars().count();
-                        let closes = tag
-                            .chars()
-                            .enumerate()
-                            .all(|(i, t)| self.pending.get(self.pos + i) == Some(&t))
-                            && self.pending.get(self.pos + n) == Some(&'$');
+                        let n = tag.len();
+                        let rest = &self.pending[self.pos..];
+                        let closes =
+                            rest.starts_with(tag.as_str()) && rest.as_bytes().get(n) == Some(&b'$');
                         if closes {
                             let tag = std::mem::take(tag);
                             self.buf.push_str(&tag);
@@ -1523,10 +1520,14 @@ impl Shell {
                     return self.failed();
                 }
             }
-            let mut text = String::from_utf8_lossy(&line).into_owned();
-            if !text.ends_with('\n') {
-                text.push('\n');
+            if line.last() != Some(&b'\n') {
+                line.push(b'\n');
             }
+            // (`from_utf8` checks ASCII a word at a time; invalid input is rare.)
+            let text = match std::str::from_utf8(&line) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(&line),
+            };
             if self.echo_all {
                 self.write_out(&text);
             }
