@@ -69,7 +69,7 @@ impl ReadSet {
 /// The pending writes of one tree, ordered by key.
 ///
 /// Keys written in ascending order (the common bulk pattern) are appended to `tail`, their bytes
-/// and their values' in one arena (`arena`), so such writes allocate nothing per key; others go
+/// and their values' in one [`Arena`], so such writes allocate nothing per key; others go
 /// to `map`. Every key in `tail` is greater than every key in `map`, so the two in sequence are
 /// the writes in key order. A key that lands inside `tail` without being in it moves the tail
 /// into `map` first (each key moves at most once).
@@ -77,12 +77,62 @@ impl ReadSet {
 pub(crate) struct WriteSet {
     map: BTreeMap<Vec<u8>, Pending>,
     tail: Vec<TailEntry>,
-    arena: Vec<u8>,
+    arena: Arena,
     /// Bytes of `arena` no entry uses any more (replaced values).
     garbage: usize,
 }
 
-/// A write of the tail: the key at `arena[at..]`, then the value (`DELETE` for a delete).
+/// Bytes appended in chunks that never move: a write set of many megabytes is built without
+/// reallocating and copying it (nor faulting in twice its size) as a single `Vec` would.
+/// Chunks start small and double up to `MAX_CHUNK`; an item never spans two chunks, and one
+/// larger than a chunk gets a chunk of its own. A location is `chunk << 32 | offset`.
+#[derive(Clone, Default)]
+struct Arena {
+    chunks: Vec<Vec<u8>>,
+    /// Bytes stored, over all chunks.
+    len: usize,
+}
+
+const MIN_CHUNK: usize = 4 << 10;
+const MAX_CHUNK: usize = 1 << 20;
+
+impl Arena {
+    /// Appends the concatenation of `parts`; returns where it starts.
+    fn push(&mut self, parts: &[&[u8]]) -> usize {
+        let need: usize = parts.iter().map(|p| p.len()).sum();
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= need);
+        if !fits {
+            let next = self
+                .chunks
+                .last()
+                .map_or(MIN_CHUNK, |c| (c.capacity() * 2).min(MAX_CHUNK));
+            self.chunks.push(Vec::with_capacity(next.max(need)));
+        }
+        let n = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[n];
+        let at = (n << 32) | chunk.len();
+        for p in parts {
+            chunk.extend_from_slice(p);
+        }
+        self.len += need;
+        at
+    }
+
+    fn get(&self, at: usize, len: usize) -> &[u8] {
+        let off = at & 0xFFFF_FFFF;
+        &self.chunks[at >> 32][off..off + len]
+    }
+
+    fn get_mut(&mut self, at: usize, len: usize) -> &mut [u8] {
+        let off = at & 0xFFFF_FFFF;
+        &mut self.chunks[at >> 32][off..off + len]
+    }
+}
+
+/// A write of the tail: the key at `at` in the arena, then the value (`DELETE` for a delete).
 #[derive(Clone, Copy)]
 struct TailEntry {
     at: usize,
@@ -99,13 +149,15 @@ impl WriteSet {
     }
 
     fn tail_key(&self, e: &TailEntry) -> &[u8] {
-        &self.arena[e.at..e.at + e.key_len as usize]
+        self.arena.get(e.at, e.key_len as usize)
     }
 
     fn tail_value(&self, e: &TailEntry) -> Option<&[u8]> {
         (e.value_len != DELETE).then(|| {
-            let at = e.at + e.key_len as usize;
-            &self.arena[at..at + e.value_len as usize]
+            let both = self
+                .arena
+                .get(e.at, e.key_len as usize + e.value_len as usize);
+            &both[e.key_len as usize..]
         })
     }
 
@@ -178,11 +230,7 @@ impl WriteSet {
     }
 
     fn push_bytes(&mut self, key: &[u8], value: Option<&[u8]>) -> TailEntry {
-        let at = self.arena.len();
-        self.arena.extend_from_slice(key);
-        if let Some(v) = value {
-            self.arena.extend_from_slice(v);
-        }
+        let at = self.arena.push(&[key, value.unwrap_or_default()]);
         TailEntry {
             at,
             key_len: key.len() as u32,
@@ -201,19 +249,19 @@ impl WriteSet {
         };
         let new_len = value.map_or(0, <[u8]>::len);
         if new_len <= old_len {
-            let at = e.at + e.key_len as usize;
             if let Some(v) = value {
-                self.arena[at..at + v.len()].copy_from_slice(v);
+                let k = e.key_len as usize;
+                self.arena.get_mut(e.at, k + v.len())[k..].copy_from_slice(v);
             }
             self.tail[i].value_len = value.map_or(DELETE, |v| v.len() as u32);
             self.garbage += old_len - new_len;
             return;
         }
-        let key = self.arena[e.at..e.at + e.key_len as usize].to_vec();
+        let key = self.tail_key(&e).to_vec();
         self.tail[i] = self.push_bytes(&key, value);
         self.garbage += e.key_len as usize + old_len;
-        if self.garbage > 4096 && self.garbage > self.arena.len() / 2 {
-            let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+        if self.garbage > 4096 && self.garbage > self.arena.len / 2 {
+            let mut arena = Arena::default();
             for e in &mut self.tail {
                 let len = e.key_len as usize
                     + if e.value_len == DELETE {
@@ -221,9 +269,7 @@ impl WriteSet {
                     } else {
                         e.value_len as usize
                     };
-                let at = arena.len();
-                arena.extend_from_slice(&self.arena[e.at..e.at + len]);
-                e.at = at;
+                e.at = arena.push(&[self.arena.get(e.at, len)]);
             }
             self.arena = arena;
             self.garbage = 0;
@@ -244,7 +290,7 @@ impl WriteSet {
                 self.tail_value(e).map(<[u8]>::to_vec),
             );
         }
-        self.arena = Vec::new();
+        self.arena = Arena::default();
         self.garbage = 0;
     }
 
@@ -886,6 +932,36 @@ mod tests {
     /// The write set against a `BTreeMap`: ascending runs, keys inside and before the run,
     /// replacements, and ranges with every kind of bound, both ways.
     #[test]
+    fn arena_chunks_hold_entries_of_every_size_in_place() {
+        // Entries far past one chunk, one larger than a chunk, and empty ones.
+        let mut ws = WriteSet::default();
+        let value = |i: u64| -> Vec<u8> {
+            match i {
+                7 => vec![0xAB; 3 * MAX_CHUNK / 2],
+                i if i % 5 == 0 => Vec::new(),
+                i => vec![i as u8; (i as usize * 131) % 1500],
+            }
+        };
+        for i in 0..4000u64 {
+            ws.set(&key(i), (i % 97 != 3).then(|| value(i)).as_deref());
+        }
+        assert!(
+            ws.arena.chunks.len() > 4,
+            "{} chunks",
+            ws.arena.chunks.len()
+        );
+        assert!(ws.arena.chunks.iter().all(|c| c.len() <= c.capacity()));
+        let all: Vec<_> = ws
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+            .collect();
+        let want: Vec<_> = (0..4000u64)
+            .map(|i| (key(i), (i % 97 != 3).then(|| value(i))))
+            .collect();
+        assert_eq!(all, want);
+    }
+
+    #[test]
     fn write_set_matches_a_model() {
         let mut rng = Rng(0xDEAD_BEEF_1234_5678);
         let mut ws = WriteSet::default();
@@ -954,9 +1030,9 @@ mod tests {
         }
         assert_eq!(ws.tail.len(), 100);
         assert!(
-            ws.arena.len() < 100 * 310 * 3,
+            ws.arena.len < 100 * 310 * 3,
             "arena of {} bytes",
-            ws.arena.len()
+            ws.arena.len
         );
     }
 

@@ -81,15 +81,17 @@ impl Writer {
             let id = self.shared.next_rowid(&self.table, cx.txn)?;
             Ok(id.to_be_bytes().to_vec())
         } else {
-            Ok(key_of(
-                &self
-                    .table
-                    .primary_key
-                    .iter()
-                    .map(|&c| row[c].clone())
-                    .collect::<Vec<_>>(),
-            ))
+            Ok(self.pk_key(row))
         }
+    }
+
+    /// The primary-key encoding of `row` (for a table with a primary key).
+    fn pk_key(&self, row: &[Value]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.table.primary_key.len() * 9);
+        for &c in &self.table.primary_key {
+            crate::encoding::encode_key(&row[c], &mut k);
+        }
+        k
     }
 
     fn check_row(&self, row: &[Value], cx: &mut Cx) -> Result<()> {
@@ -151,16 +153,22 @@ impl Writer {
         own_key: Option<&[u8]>,
         cx: &mut Cx,
     ) -> Result<Option<(Vec<u8>, String)>> {
+        let pk = (!self.table.primary_key.is_empty()).then(|| self.pk_key(row));
+        self.conflict_at(row, pk.as_deref(), own_key, cx)
+    }
+
+    /// `conflict`, given the row's primary-key encoding (None for a table without one).
+    fn conflict_at(
+        &self,
+        row: &[Value],
+        pk: Option<&[u8]>,
+        own_key: Option<&[u8]>,
+        cx: &mut Cx,
+    ) -> Result<Option<(Vec<u8>, String)>> {
         let t = &self.table;
-        if !t.primary_key.is_empty() {
-            let k = key_of(
-                &t.primary_key
-                    .iter()
-                    .map(|&c| row[c].clone())
-                    .collect::<Vec<_>>(),
-            );
-            if own_key != Some(k.as_slice()) && cx.txn.get(&t.tree(), &k)?.is_some() {
-                return Ok(Some((k, format!("{}_pkey", t.name))));
+        if let Some(k) = pk {
+            if own_key != Some(k) && cx.txn.get(&t.tree(), k)?.is_some() {
+                return Ok(Some((k.to_vec(), format!("{}_pkey", t.name))));
             }
         }
         for index in t
@@ -236,10 +244,11 @@ impl Writer {
     /// Inserts a checked row. Returns Err(unique violation) on a conflict.
     pub fn insert(&self, row: &[Value], cx: &mut Cx) -> Result<()> {
         self.check_row(row, cx)?;
-        if let Some((_, constraint)) = self.conflict(row, None, cx)? {
+        let key = self.new_key(row, cx)?;
+        let pk = (!self.table.primary_key.is_empty()).then_some(key.as_slice());
+        if let Some((_, constraint)) = self.conflict_at(row, pk, None, cx)? {
             return Err(self.duplicate(row, &constraint));
         }
-        let key = self.new_key(row, cx)?;
         cx.txn.put(&self.table.tree(), &key, &encode_row(row))?;
         for index in &self.table.indexes {
             self.put_index_entry(index, &key, row, cx)?;

@@ -114,6 +114,14 @@ impl Transaction for InterruptibleTxn {
         self.interrupt.check()?;
         self.inner.put(tree, key, value)
     }
+    fn put_many<'e>(
+        &mut self,
+        tree: &str,
+        entries: &mut dyn Iterator<Item = (&'e [u8], &'e [u8])>,
+    ) -> Result<()> {
+        self.interrupt.check()?;
+        self.inner.put_many(tree, entries)
+    }
     fn delete(&mut self, tree: &str, key: &[u8]) -> Result<()> {
         self.interrupt.check()?;
         self.inner.delete(tree, key)

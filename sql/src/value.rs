@@ -752,7 +752,8 @@ pub fn cast(v: Value, ty: &DataType) -> Result<Value> {
     Ok(match (v, ty) {
         // To text types.
         (Value::Text(s), T::Varchar(Some(n))) => {
-            if s.chars().count() > *n as usize {
+            // (No more bytes than the limit means no more characters: no count needed.)
+            if s.len() > *n as usize && s.chars().count() > *n as usize {
                 // Only spaces may be cut, and only those past the limit: 'abc   ' in
                 // varchar(5) is 'abc  '.
                 if s.chars().skip(*n as usize).any(|c| c != ' ') {
