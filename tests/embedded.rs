@@ -140,6 +140,35 @@ fn failed_transaction_refuses_statements_until_rollback() {
     );
 }
 
+#[test]
+fn empty_statements_do_nothing_and_syntax_errors_fail_the_transaction() {
+    let db = Database::memory().unwrap();
+    db.execute("CREATE TABLE t (a INT PRIMARY KEY)", &[])
+        .unwrap();
+    let count = || {
+        db.query("SELECT count(*) FROM t", &[]).unwrap()[0]
+            .get::<i64>(0)
+            .unwrap()
+    };
+    // An empty statement inside a transaction runs as nothing: it does not commit.
+    let mut tx = db.transaction().unwrap();
+    tx.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+    assert_eq!(tx.execute("", &[]).unwrap(), 0);
+    assert_eq!(tx.execute(" -- only a comment", &[]).unwrap(), 0);
+    drop(tx);
+    assert_eq!(count(), 0, "the transaction was rolled back, not committed");
+    // A syntax error fails the block, as any other error does.
+    let mut tx = db.transaction().unwrap();
+    tx.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+    assert_eq!(
+        tx.execute("INSRT INTO t VALUES (2)", &[]).unwrap_err().code,
+        "42601"
+    );
+    assert_eq!(tx.execute("SELECT 1", &[]).unwrap_err().code, "25P02");
+    assert!(tx.commit().is_err());
+    assert_eq!(count(), 0);
+}
+
 fn bank(isolation: Isolation) {
     let db = Database::memory().unwrap();
     db.execute(

@@ -148,8 +148,10 @@ impl Shared {
 /// A prepared statement: parsed once, with its parameter types.
 #[derive(Clone)]
 pub struct Prepared {
-    /// The statement's text (the plan cache's key).
+    /// The statement's text (the plan cache's key); empty for an empty query, which runs as
+    /// nothing at all.
     pub text: String,
+    /// The statement (for an empty query, a placeholder that is never run).
     pub statement: ast::Statement,
     pub param_types: Vec<DataType>,
     pub columns: Vec<OutCol>,
@@ -327,6 +329,14 @@ impl Session {
         }
     }
 
+    /// Notes an error met before any statement ran (a syntax error): inside a transaction
+    /// block it fails the block, as every error does in PostgreSQL.
+    pub fn fail_block(&mut self) {
+        if self.txn.is_some() {
+            self.failed = true;
+        }
+    }
+
     /// Runs every statement of `sql` (simple query protocol), stopping at the first error.
     pub fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
         if let Some(n) = plan_cache::normalize(sql) {
@@ -334,7 +344,7 @@ impl Session {
                 return Ok(vec![r]);
             }
         }
-        let stmts = crate::parse(sql)?;
+        let stmts = crate::parse(sql).inspect_err(|_| self.fail_block())?;
         let mut out = Vec::with_capacity(stmts.len());
         for s in &stmts {
             out.push(self.run(s, &[])?);
@@ -344,7 +354,7 @@ impl Session {
 
     /// Parses and binds one statement for later execution with parameters.
     pub fn prepare(&mut self, sql: &str, param_types: &[DataType]) -> Result<Prepared> {
-        let mut stmts = crate::parse(sql)?;
+        let mut stmts = crate::parse(sql).inspect_err(|_| self.fail_block())?;
         if stmts.len() > 1 {
             bail!(
                 SYNTAX_ERROR,
@@ -431,7 +441,7 @@ impl Session {
 
     /// Runs `COPY ... FROM STDIN` with the data the client sent.
     pub fn copy_in(&mut self, sql: &str, data: &str) -> Result<QueryResult> {
-        let mut stmts = crate::parse(sql)?;
+        let mut stmts = crate::parse(sql).inspect_err(|_| self.fail_block())?;
         match stmts.pop() {
             Some(ast::Statement::Copy {
                 source,
@@ -460,6 +470,9 @@ impl Session {
 
     /// Runs a prepared statement with parameter values.
     pub fn execute_prepared(&mut self, p: &Prepared, params: &[Value]) -> Result<QueryResult> {
+        if p.text.is_empty() {
+            return Ok(QueryResult::default());
+        }
         if cacheable(&p.statement).is_some() {
             let types: Vec<DataType> = params.iter().map(Value::data_type).collect();
             if let Some(r) = self.run_cached(&p.text, &types, params)? {
@@ -476,6 +489,9 @@ impl Session {
             return Ok(r);
         }
         let p = self.prepare(sql, &types)?;
+        if p.text.is_empty() {
+            return Ok(QueryResult::default());
+        }
         self.run(&p.statement, params)
     }
 
