@@ -650,6 +650,14 @@ impl ExtendedQueryHandler for Connection {
         let sql = message.query;
         let prepared = worker
             .run(move |s| -> Result<Statement, Error> {
+                // A SELECT, INSERT, UPDATE or DELETE seen before: from the plan cache, with
+                // no parsing or binding (clients re-Parse the unnamed statement each time).
+                if let Some(prepared) = s.prepare_cached(&sql, &types)? {
+                    return Ok(Statement {
+                        prepared,
+                        empty: false,
+                    });
+                }
                 let stmts = strata_sql::parse(&sql)?;
                 if stmts.is_empty() {
                     let prepared = s.prepare("", &[])?;
