@@ -27,6 +27,9 @@
 //!    [`WorkerGone`], the connection is closed, and the transaction rolls back as in 3.
 //! 7. [`ServerCounters::sessions`] counts live connection threads, so a graceful shutdown can
 //!    wait for every transaction to be finished or rolled back before the final checkpoint.
+//! 8. At most `max_connections` + `STARTING_HEADROOM` connection threads live at once (the
+//!    extra ones for clients still authenticating and for cancel requests); a connection
+//!    accepted beyond that is closed at once, before it costs a thread.
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
