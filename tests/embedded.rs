@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use strata::{Database, Isolation, Value};
+use strata::{DataType, Database, Isolation, Value};
 
 #[test]
 fn data_and_schema_survive_reopen() {
@@ -362,4 +362,60 @@ fn index_only_scans_read_no_rows_and_agree_with_row_scans() {
         "SELECT count(*) FROM t WHERE k || '' BETWEEN 'k1' AND 'k2'",
     );
     assert_eq!(scanned, ["440"]);
+}
+
+/// `Session::prepare_cached` (the server's Parse) must describe a statement exactly as
+/// `Session::prepare` does, and follow DDL made since the binding it reuses.
+#[test]
+fn prepare_from_the_plan_cache_agrees_with_prepare_and_follows_ddl() {
+    let db = Database::memory().unwrap();
+    db.execute_batch("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+        .unwrap();
+    let mut c = db.connect();
+    let mut writer = db.connect();
+    let describe = |p: &strata_sql::Prepared| {
+        let cols: Vec<String> = p.columns.iter().map(|c| c.name.clone()).collect();
+        (p.param_types.clone(), cols)
+    };
+    for sql in [
+        "SELECT * FROM t WHERE id = $1",
+        "INSERT INTO t VALUES ($1, $2) RETURNING v",
+        "UPDATE t SET v = $2 WHERE id = $1",
+    ] {
+        let full = c.session().prepare(sql, &[DataType::Unknown]).unwrap();
+        for _ in 0..2 {
+            let cached = c
+                .session()
+                .prepare_cached(sql, &[DataType::Unknown])
+                .unwrap()
+                .expect("the plan cache takes it");
+            assert_eq!(describe(&cached), describe(&full), "{sql}");
+        }
+    }
+    let sql = "SELECT * FROM t WHERE id = $1";
+    writer
+        .execute_batch("ALTER TABLE t ADD COLUMN w BIGINT")
+        .unwrap();
+    let cached = c.session().prepare_cached(sql, &[]).unwrap().unwrap();
+    assert_eq!(
+        describe(&cached),
+        (
+            vec![DataType::Int4],
+            vec!["id".into(), "v".into(), "w".into()]
+        )
+    );
+    // What the cache cannot take is left to `prepare`, which reports the error.
+    assert!(c.session().prepare_cached("BEGIN", &[]).unwrap().is_none());
+    assert!(c
+        .session()
+        .prepare_cached("SELECT * FROM missing", &[])
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        c.session()
+            .prepare("SELECT * FROM missing", &[])
+            .err()
+            .map(|e| e.code),
+        Some("42P01")
+    );
 }

@@ -382,6 +382,63 @@ impl Session {
         })
     }
 
+    /// [`Session::prepare`] through the plan cache, for a SELECT, INSERT, UPDATE or DELETE: the
+    /// statement is parsed and bound only when the cache has no valid binding of this text with
+    /// these parameter types (and the binding is kept for [`Session::execute_prepared`]).
+    /// `Ok(None)` when the cache cannot take it (another kind of statement, a parse or binding
+    /// error): nothing has changed, and [`Session::prepare`] reports any error exactly.
+    pub fn prepare_cached(
+        &mut self,
+        sql: &str,
+        param_types: &[DataType],
+    ) -> Result<Option<Prepared>> {
+        let mut cache = std::mem::take(&mut self.plan_cache);
+        let r = self.prepare_cached_in(&mut cache, sql, param_types);
+        self.plan_cache = cache;
+        r
+    }
+
+    fn prepare_cached_in(
+        &mut self,
+        cache: &mut PlanCache<BoundStatement>,
+        sql: &str,
+        types: &[DataType],
+    ) -> Result<Option<Prepared>> {
+        let Some(entry) = cache.lookup(sql, types, cacheable) else {
+            return Ok(None);
+        };
+        let shared = self.shared.clone();
+        let bound = self.with_txn(true, |txn, _| {
+            entry.bound(txn, types, |stmt, t, types| {
+                bind_statement(stmt, t, types.to_vec(), &shared)
+            })
+        })?;
+        let Some((bound, inferred)) = bound else {
+            return Ok(None);
+        };
+        let columns = match bound.as_ref() {
+            BoundStatement::Query { columns, .. } => columns.clone(),
+            BoundStatement::Insert(i) => i.returning_columns(),
+            BoundStatement::Change(c) => c.returning_columns(),
+        };
+        let param_types = inferred
+            .into_iter()
+            .map(|t| {
+                if t == DataType::Unknown {
+                    DataType::Text
+                } else {
+                    t
+                }
+            })
+            .collect();
+        Ok(Some(Prepared {
+            text: sql.to_string(),
+            statement: entry.statement.clone(),
+            param_types,
+            columns,
+        }))
+    }
+
     /// Parameter types and result columns of a statement, without running it.
     pub fn describe(
         &mut self,

@@ -671,3 +671,345 @@ fn statement_timeout_and_cancel_request_stop_a_running_statement() {
         assert_eq!(count, Some(400));
     });
 }
+
+/// A bare protocol-3 client: frames messages by hand so a test controls exactly what goes out
+/// in one write (a whole extended-protocol batch) and sees every message that comes back.
+struct RawClient {
+    tcp: TcpStream,
+}
+
+/// One backend message: its type byte and body.
+struct Msg {
+    kind: u8,
+    body: Vec<u8>,
+}
+
+impl Msg {
+    /// The fields of an ErrorResponse, by their one-letter codes.
+    fn error_field(&self, code: u8) -> Option<String> {
+        let mut rest = &self.body[..];
+        while let Some((&c, tail)) = rest.split_first() {
+            if c == 0 {
+                break;
+            }
+            let end = tail.iter().position(|&b| b == 0)?;
+            if c == code {
+                return Some(String::from_utf8_lossy(&tail[..end]).into_owned());
+            }
+            rest = &tail[end + 1..];
+        }
+        None
+    }
+
+    /// The column names of a RowDescription.
+    fn column_names(&self) -> Vec<String> {
+        let n = i16::from_be_bytes([self.body[0], self.body[1]]) as usize;
+        let mut at = 2;
+        let mut names = Vec::new();
+        for _ in 0..n {
+            let end = at + self.body[at..].iter().position(|&b| b == 0).unwrap();
+            names.push(String::from_utf8_lossy(&self.body[at..end]).into_owned());
+            at = end + 1 + 18;
+        }
+        names
+    }
+}
+
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![kind];
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn parse_msg(name: &str, sql: &str, param_oids: &[i32]) -> Vec<u8> {
+    let mut b = cstr(name);
+    b.extend(cstr(sql));
+    b.extend_from_slice(&(param_oids.len() as i16).to_be_bytes());
+    for o in param_oids {
+        b.extend_from_slice(&o.to_be_bytes());
+    }
+    frame(b'P', &b)
+}
+
+/// Bind with text parameters and text results.
+fn bind_msg(portal: &str, statement: &str, params: &[&str]) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend(cstr(statement));
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(params.len() as i16).to_be_bytes());
+    for p in params {
+        b.extend_from_slice(&(p.len() as i32).to_be_bytes());
+        b.extend_from_slice(p.as_bytes());
+    }
+    b.extend_from_slice(&0i16.to_be_bytes());
+    frame(b'B', &b)
+}
+
+fn describe_msg(kind: u8, name: &str) -> Vec<u8> {
+    let mut b = vec![kind];
+    b.extend(cstr(name));
+    frame(b'D', &b)
+}
+
+fn execute_msg(portal: &str) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend_from_slice(&0i32.to_be_bytes());
+    frame(b'E', &b)
+}
+
+fn sync_msg() -> Vec<u8> {
+    frame(b'S', &[])
+}
+
+impl RawClient {
+    fn connect(port: u16) -> RawClient {
+        let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let params = b"user\0postgres\0database\0postgres\0\0";
+        let mut startup = Vec::new();
+        startup.extend_from_slice(&((8 + params.len()) as i32).to_be_bytes());
+        startup.extend_from_slice(&196608i32.to_be_bytes());
+        startup.extend_from_slice(params);
+        tcp.write_all(&startup).unwrap();
+        let mut c = RawClient { tcp };
+        c.until_ready();
+        c
+    }
+
+    fn send(&mut self, messages: &[Vec<u8>]) {
+        self.tcp.write_all(&messages.concat()).unwrap();
+    }
+
+    fn read(&mut self) -> Msg {
+        let mut head = [0u8; 5];
+        self.tcp.read_exact(&mut head).unwrap();
+        let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len - 4];
+        self.tcp.read_exact(&mut body).unwrap();
+        Msg {
+            kind: head[0],
+            body,
+        }
+    }
+
+    /// Every message up to and including ReadyForQuery.
+    fn until_ready(&mut self) -> Vec<Msg> {
+        let mut out = Vec::new();
+        loop {
+            let m = self.read();
+            let done = m.kind == b'Z';
+            out.push(m);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// A simple Query's messages.
+    fn query(&mut self, sql: &str) -> Vec<Msg> {
+        self.send(&[frame(b'Q', &cstr(sql))]);
+        self.until_ready()
+    }
+}
+
+fn kinds(msgs: &[Msg]) -> String {
+    msgs.iter().map(|m| m.kind as char).collect()
+}
+
+/// The first column of the DataRows, as text.
+fn first_values(msgs: &[Msg]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m.kind == b'D')
+        .map(|m| {
+            let len = i32::from_be_bytes([m.body[2], m.body[3], m.body[4], m.body[5]]) as usize;
+            String::from_utf8_lossy(&m.body[6..6 + len]).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn extended_batch_error_skips_to_sync_describe_before_bind_and_reparse_after_ddl() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = RawClient::connect(server.port);
+    c.query("CREATE TABLE k (id INT PRIMARY KEY, v INT); INSERT INTO k VALUES (1, 10), (2, 20)");
+
+    // One batch: a named statement described before any Bind, run; then a statement that
+    // fails; then an UPDATE that must be skipped, since everything after an error up to Sync
+    // is discarded.
+    c.send(&[
+        parse_msg("s1", "SELECT v FROM k WHERE id = $1", &[0]),
+        describe_msg(b'S', "s1"),
+        bind_msg("", "s1", &["1"]),
+        execute_msg(""),
+        parse_msg("", "SELECT * FROM missing", &[]),
+        bind_msg("", "", &[]),
+        execute_msg(""),
+        parse_msg("", "UPDATE k SET v = 99", &[]),
+        bind_msg("", "", &[]),
+        execute_msg(""),
+        sync_msg(),
+    ]);
+    let got = c.until_ready();
+    assert_eq!(kinds(&got), "1tT2DCEZ");
+    // ParameterDescription: one parameter, inferred as INTEGER (oid 23).
+    assert_eq!(got[1].body, [0, 1, 0, 0, 0, 23]);
+    assert_eq!(got[2].column_names(), ["v"]);
+    assert_eq!(first_values(&got), ["10"]);
+    assert_eq!(got[6].error_field(b'C').as_deref(), Some("42P01"));
+    assert_eq!(got[7].body, b"I");
+    let v = c.query("SELECT v FROM k ORDER BY id");
+    assert_eq!(
+        first_values(&v),
+        ["10", "20"],
+        "the UPDATE after the error ran"
+    );
+
+    // The statement survives the failed batch and runs again with another parameter.
+    c.send(&[bind_msg("", "s1", &["2"]), execute_msg(""), sync_msg()]);
+    let got = c.until_ready();
+    assert_eq!(kinds(&got), "2DCZ");
+    assert_eq!(first_values(&got), ["20"]);
+
+    // Describing a portal that was never bound fails, and the rest of the batch is skipped.
+    c.send(&[
+        describe_msg(b'P', "nope"),
+        bind_msg("", "s1", &["1"]),
+        execute_msg(""),
+        sync_msg(),
+    ]);
+    let got = c.until_ready();
+    assert_eq!(kinds(&got), "EZ");
+    assert_eq!(got[0].error_field(b'C').as_deref(), Some("34000"));
+
+    // An error inside a transaction block: the batch stops, the block is failed until ROLLBACK.
+    c.query("BEGIN");
+    c.send(&[
+        parse_msg("", "UPDATE k SET v = v / 0 WHERE id = 1", &[]),
+        bind_msg("", "", &[]),
+        execute_msg(""),
+        parse_msg("", "UPDATE k SET v = 0", &[]),
+        bind_msg("", "", &[]),
+        execute_msg(""),
+        sync_msg(),
+    ]);
+    let got = c.until_ready();
+    assert_eq!(kinds(&got), "12EZ");
+    assert_eq!(got[2].error_field(b'C').as_deref(), Some("22012"));
+    assert_eq!(got[3].body, b"E");
+    c.send(&[bind_msg("", "s1", &["1"]), execute_msg(""), sync_msg()]);
+    let got = c.until_ready();
+    assert_eq!(kinds(&got), "2EZ");
+    assert_eq!(got[1].error_field(b'C').as_deref(), Some("25P02"));
+    c.query("ROLLBACK");
+
+    // The unnamed statement is parsed again for each use, as drivers do; a Parse after DDL
+    // describes the new columns (the plan cache's binding is checked against the catalog).
+    let describe_all = |c: &mut RawClient| {
+        c.send(&[
+            parse_msg("", "SELECT * FROM k WHERE id = $1", &[]),
+            describe_msg(b'S', ""),
+            sync_msg(),
+        ]);
+        let got = c.until_ready();
+        assert_eq!(kinds(&got), "1tTZ");
+        got[2].column_names()
+    };
+    assert_eq!(describe_all(&mut c), ["id", "v"]);
+    assert_eq!(describe_all(&mut c), ["id", "v"]);
+    c.query("ALTER TABLE k ADD COLUMN w TEXT");
+    assert_eq!(describe_all(&mut c), ["id", "v", "w"]);
+    c.query("DROP TABLE k");
+    c.send(&[
+        parse_msg("", "SELECT * FROM k WHERE id = $1", &[]),
+        describe_msg(b'S', ""),
+        sync_msg(),
+    ]);
+    let got = c.until_ready();
+    assert_eq!(kinds(&got), "EZ");
+    assert_eq!(got[0].error_field(b'C').as_deref(), Some("42P01"));
+}
+
+#[test]
+fn a_session_waiting_for_a_row_lock_stalls_only_its_own_connection() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let holder = server.client().await;
+        holder
+            .batch_execute(
+                "CREATE TABLE k (id INT PRIMARY KEY, v INT); INSERT INTO k VALUES (1, 0), (2, 0)",
+            )
+            .await
+            .unwrap();
+        holder
+            .batch_execute("BEGIN; UPDATE k SET v = v + 1 WHERE id = 1")
+            .await
+            .unwrap();
+        // More waiters than the machine has cores: none of them may hold up anyone else.
+        let mut waiters = Vec::new();
+        for _ in 0..6 {
+            let w = server.client().await;
+            waiters.push(tokio::spawn(async move {
+                w.execute("UPDATE k SET v = v + 1 WHERE id = 1", &[])
+                    .await
+                    .unwrap()
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // New connections and other rows carry on meanwhile.
+        for _ in 0..3 {
+            let other = server.client().await;
+            let n = other
+                .execute("UPDATE k SET v = v + 1 WHERE id = 2", &[])
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+        assert!(waiters.iter().all(|w| !w.is_finished()));
+        holder.batch_execute("COMMIT").await.unwrap();
+        for w in waiters {
+            assert_eq!(w.await.unwrap(), 1);
+        }
+        let rows = holder
+            .query("SELECT v FROM k ORDER BY id", &[])
+            .await
+            .unwrap();
+        let v: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(v, [7, 3]);
+    });
+}
+
+#[test]
+fn idle_in_transaction_timeout_closes_the_session_and_rolls_back() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = RawClient::connect(server.port);
+    c.query("CREATE TABLE k (id INT PRIMARY KEY, v INT); INSERT INTO k VALUES (1, 0)");
+    c.query("SET idle_in_transaction_session_timeout = '100ms'");
+    // Idle outside a transaction: the timeout does not apply.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(first_values(&c.query("SELECT v FROM k")), ["0"]);
+    let got = c.query("BEGIN; UPDATE k SET v = 5 WHERE id = 1");
+    assert_eq!(got.last().unwrap().body, b"T");
+    // The server ends the idle transaction with a FATAL 25P03 and closes the connection.
+    let fatal = c.read();
+    assert_eq!(fatal.kind, b'E');
+    assert_eq!(fatal.error_field(b'S').as_deref(), Some("FATAL"));
+    assert_eq!(fatal.error_field(b'C').as_deref(), Some("25P03"));
+    let mut rest = Vec::new();
+    let _ = c.tcp.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing after the FATAL");
+    // Rolled back, and its row lock released.
+    let mut other = RawClient::connect(server.port);
+    let got = other.query("UPDATE k SET v = v + 1 WHERE id = 1");
+    assert!(got.iter().all(|m| m.kind != b'E'));
+    assert_eq!(first_values(&other.query("SELECT v FROM k")), ["1"]);
+}

@@ -12,6 +12,7 @@
 //!   this connection with a FATAL 08P01; other connections are untouched.
 //! - Shutdown and idle-in-transaction timeouts end the connection between messages with a
 //!   FATAL (57P01, 25P03); a running statement is never cut off by them.
+//! - This all runs on the connection's own thread ([`super::worker`]), SQL included.
 //! - Dropping the connection drops its session worker: an open transaction is rolled back and
 //!   its locks released; the slot and the cancel key are freed.
 
@@ -35,7 +36,6 @@ use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus,
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
 use super::auth::{AuthStage, Credential};
 use super::query::QueryState;
@@ -56,8 +56,6 @@ pub struct Connection {
     has_slot: OnceLock<()>,
     auth: Mutex<AuthStage>,
     query: Mutex<QueryState>,
-    /// Fired by the session thread when an idle-in-transaction timeout ended the session.
-    closed_by_session: Arc<Notify>,
 }
 
 fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
@@ -78,7 +76,6 @@ impl Connection {
             has_slot: OnceLock::new(),
             auth: Mutex::new(AuthStage::Startup),
             query: Mutex::new(QueryState::default()),
-            closed_by_session: Arc::new(Notify::new()),
         }
     }
 
@@ -116,7 +113,6 @@ impl Connection {
             return Err(fatal("53300", "sorry, too many clients already"));
         }
         let _ = self.has_slot.set(());
-        let closed = self.closed_by_session.clone();
         let defaults = vec![
             ("statement_timeout".to_string(), "0".to_string()),
             (
@@ -136,14 +132,7 @@ impl Connection {
             ("is_superuser".to_string(), "on".to_string()),
         ];
         let pid = server.next_pid.fetch_add(1, Ordering::SeqCst);
-        let worker = SessionWorker::spawn(
-            server.shared.clone(),
-            server.counters.clone(),
-            defaults,
-            format!("strata-session-{pid}"),
-            Box::new(move || closed.notify_one()),
-        )
-        .map_err(|e| fatal("53000", format!("could not start a session thread: {e}")))?;
+        let worker = SessionWorker::new(server.shared.clone(), defaults);
         let secret: i32 = rand::random();
         server
             .cancel_keys
@@ -373,10 +362,14 @@ pub async fn serve(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
+        let idle_limit = conn.worker.get().and_then(SessionWorker::idle_timeout);
         let msg = tokio::select! {
             msg = socket.next() => msg,
             _ = shutdown.changed() => continue,
-            _ = conn.closed_by_session.notified() => {
+            _ = tokio::time::sleep(idle_limit.unwrap_or_default()), if idle_limit.is_some() => {
+                if let Some(w) = conn.worker.get() {
+                    w.end_idle_transaction();
+                }
                 send_fatal(
                     &mut socket,
                     "25P03",

@@ -5,14 +5,16 @@
 //!
 //! - [`connection`]: one client: TLS, startup, authentication, the message loop, cancel.
 //! - [`query`]: simple and extended query protocol, COPY, result encoding per statement.
-//! - [`worker`]: the OS thread that owns a connection's SQL session (sessions block).
+//! - [`worker`]: the OS thread of one connection, which also runs its SQL session.
 //! - [`auth`]: roles and SCRAM-SHA-256 verifiers.
 //! - [`types`]: values in PostgreSQL's text and binary formats.
 //!
 //! Invariants of the server as a whole:
 //! - One database (`postgres`) in one data directory (`DIR/strata.db` and its WAL), opened
 //!   with durable commits: a commit is acknowledged only after its WAL record is fsynced.
-//! - SQL never runs on a tokio worker thread; tokio only moves bytes.
+//! - Each connection has an OS thread of its own, running its socket's event loop and its
+//!   session; so no SQL runs on a thread that another connection needs, and a statement
+//!   waiting for a row lock stalls only its own client. The shared runtime only accepts.
 //! - At most `max_connections` authenticated sessions; one more gets FATAL 53300.
 //! - Shutdown (SIGTERM, SIGINT or [`ServerHandle::shutdown`]): stop accepting, end every
 //!   connection between statements (open transactions roll back), wait for the session threads,
@@ -213,7 +215,7 @@ pub fn run(
         shutdown,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("strata-net")
         .enable_all()
         .build()
@@ -256,7 +258,7 @@ async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     tracing::debug!(%peer, "connection accepted");
-                    tokio::spawn(connection::serve(state.clone(), tcp, peer, tls.clone()));
+                    worker::spawn_connection(state.clone(), tcp, peer, tls.clone());
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving the others.
@@ -268,8 +270,8 @@ async fn serve(
         }
     }
     drop(listener);
-    // Connections see the same signal and close between statements; their session threads
-    // roll back and exit.
+    // Connections see the same signal and close between statements; their threads roll back
+    // and exit.
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while state.counters.sessions.load(Ordering::SeqCst) > 0
         && tokio::time::Instant::now() < deadline

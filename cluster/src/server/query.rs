@@ -12,8 +12,8 @@
 //!   protocol pgwire then discards messages until Sync.
 //! - ReadyForQuery always reports the session's real transaction status, as the session
 //!   thread last saw it (idle, in a block, failed).
-//! - All SQL runs on the connection's session thread ([`super::worker`]), never on a tokio
-//!   worker.
+//! - All SQL runs on the connection's own thread ([`super::worker`]), inline: a statement that
+//!   blocks stalls its own connection only.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -593,11 +593,9 @@ impl SimpleQueryHandler for Connection {
     {
         let worker = self.worker()?;
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let sql = query.query;
-        let server = self.server.clone();
+        let users = &self.server.users;
         let outcome = worker
-            .run(move |s| run_simple(s, &server.users, &sql))
-            .await
+            .run(|s| run_simple(s, users, &query.query))
             .map_err(|_| self.terminated_error())?;
         let copying = self.send_simple_outcome(client, outcome).await?;
         if copying {
@@ -652,6 +650,14 @@ impl ExtendedQueryHandler for Connection {
         let sql = message.query;
         let prepared = worker
             .run(move |s| -> Result<Statement, Error> {
+                // A SELECT, INSERT, UPDATE or DELETE seen before: from the plan cache, with
+                // no parsing or binding (clients re-Parse the unnamed statement each time).
+                if let Some(prepared) = s.prepare_cached(&sql, &types)? {
+                    return Ok(Statement {
+                        prepared,
+                        empty: false,
+                    });
+                }
                 let stmts = strata_sql::parse(&sql)?;
                 if stmts.is_empty() {
                     let prepared = s.prepare("", &[])?;
@@ -680,7 +686,6 @@ impl ExtendedQueryHandler for Connection {
                     empty: false,
                 })
             })
-            .await
             .map_err(|_| self.terminated_error())?;
         self.sync_status(client)?;
         let statement = prepared.map_err(sql_error)?;
@@ -838,10 +843,8 @@ impl ExtendedQueryHandler for Connection {
         let mut pending = match pending {
             Some(p) => p,
             None => {
-                let prepared = statement.prepared.clone();
                 let result = worker
-                    .run(move |s| s.execute_prepared(&prepared, &params))
-                    .await
+                    .run(|s| s.execute_prepared(&statement.prepared, &params))
                     .map_err(|_| self.terminated_error())?;
                 self.sync_status(client)?;
                 let result = result.map_err(sql_error)?;
@@ -1056,7 +1059,6 @@ impl CopyHandler for Connection {
                 };
                 (copied, outcome)
             })
-            .await
             .map_err(|_| self.terminated_error())?;
         self.sync_status(client)?;
         let copied = copied.map_err(sql_error)?;
