@@ -408,7 +408,7 @@ impl Session {
             return Ok(None);
         };
         let shared = self.shared.clone();
-        let bound = self.with_txn(true, |txn, _| {
+        let bound = self.with_binding_txn(|txn, _| {
             entry.bound(txn, types, |stmt, t, types| {
                 bind_statement(stmt, t, types.to_vec(), &shared)
             })
@@ -446,7 +446,7 @@ impl Session {
         param_types: &[DataType],
     ) -> Result<(Vec<DataType>, Vec<OutCol>)> {
         let shared = self.shared.clone();
-        self.with_txn(true, |txn, _| {
+        self.with_binding_txn(|txn, _| {
             let mut binder = Binder::new(txn, param_types.to_vec());
             let cols = match statement {
                 ast::Statement::Query(q) => bind_plan(&mut binder, q)?.1,
@@ -622,6 +622,18 @@ impl Session {
 
     /// Runs `f` with a transaction: the open one, or a fresh autocommit one (committed after
     /// success, rolled back after failure; `read_only` ones are always rolled back).
+    /// `with_txn` for binding alone (describing a statement for Parse): not a transaction of
+    /// the user's, so an isolation level set for the next transaction stays for it.
+    fn with_binding_txn<T>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Transaction, i64) -> Result<T>,
+    ) -> Result<T> {
+        let pending = self.pending_isolation;
+        let r = self.with_txn(true, f);
+        self.pending_isolation = pending;
+        r
+    }
+
     fn with_txn<T>(
         &mut self,
         read_only: bool,
