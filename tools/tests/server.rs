@@ -671,3 +671,76 @@ fn statement_timeout_and_cancel_request_stop_a_running_statement() {
         assert_eq!(count, Some(400));
     });
 }
+
+/// A statement waiting for another transaction's row lock is stopped by statement_timeout and
+/// by a CancelRequest (57014), while the lock is still held; the holder is unaffected.
+#[test]
+fn cancel_and_statement_timeout_stop_a_row_lock_wait() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let holder = server.client().await;
+        let waiter = server.client().await;
+        holder
+            .batch_execute(
+                "CREATE TABLE acct (id INT PRIMARY KEY, v INT); INSERT INTO acct VALUES (1, 0)",
+            )
+            .await
+            .unwrap();
+        holder
+            .batch_execute("BEGIN; UPDATE acct SET v = 1 WHERE id = 1")
+            .await
+            .unwrap();
+        // Generous bound: without the fix the wait lasts until the holder commits, never here.
+        let bounded = |f| tokio::time::timeout(Duration::from_secs(120), f);
+
+        waiter
+            .batch_execute("SET statement_timeout = '200ms'")
+            .await
+            .unwrap();
+        let e = bounded(waiter.simple_query("UPDATE acct SET v = 2 WHERE id = 1"))
+            .await
+            .expect("statement_timeout did not stop the lock wait")
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        waiter
+            .batch_execute("SET statement_timeout = 0")
+            .await
+            .unwrap();
+
+        let token = waiter.cancel_token();
+        let canceller = tokio::spawn(async move {
+            for _ in 0..600 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = token.cancel_query(NoTls).await;
+            }
+        });
+        let e = bounded(waiter.simple_query("UPDATE acct SET v = 3 WHERE id = 1"))
+            .await
+            .expect("CancelRequest did not stop the lock wait")
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        canceller.abort();
+        let _ = canceller.await;
+
+        // The holder's transaction is intact and commits; then the row is free.
+        holder.batch_execute("COMMIT").await.unwrap();
+        let mut done = false;
+        for _ in 0..3 {
+            if waiter
+                .execute("UPDATE acct SET v = 4 WHERE id = 1", &[])
+                .await
+                .is_ok()
+            {
+                done = true;
+                break;
+            }
+        }
+        assert!(done, "the row stayed locked after the holder committed");
+        let r = holder
+            .query_one("SELECT v FROM acct WHERE id = 1", &[])
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, i32>(0), 4);
+    });
+}
