@@ -672,6 +672,184 @@ fn statement_timeout_and_cancel_request_stop_a_running_statement() {
     });
 }
 
+/// `SET`, `SHOW`, `current_setting()`, `set_config()` and `pg_settings` read and write one set
+/// of values; unknown parameters fail with 42704 as in PostgreSQL; `set_config(.., true)` ends
+/// with its transaction.
+#[test]
+fn settings_agree_across_show_set_current_setting_set_config_and_pg_settings() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = server.client().await;
+        let one = |sql: &'static str| {
+            let c = &c;
+            async move {
+                let r = c.simple_query(sql).await.unwrap();
+                r.iter()
+                    .find_map(|m| match m {
+                        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            }
+        };
+        assert_eq!(one("SELECT current_setting('DateStyle')").await, "ISO, MDY");
+        assert_eq!(
+            one("SELECT current_setting('server_version_num')").await,
+            "150000"
+        );
+        c.batch_execute("SET statement_timeout = 1500")
+            .await
+            .unwrap();
+        assert_eq!(one("SHOW statement_timeout").await, "1500ms");
+        assert_eq!(
+            one("SELECT current_setting('statement_timeout')").await,
+            "1500ms"
+        );
+        assert_eq!(
+            one("SELECT setting || ' ' || unit FROM pg_settings WHERE name = 'statement_timeout'")
+                .await,
+            "1500 ms"
+        );
+        assert_eq!(
+            one("SELECT set_config('statement_timeout', '5s', false)").await,
+            "5s"
+        );
+        assert_eq!(one("SHOW statement_timeout").await, "5s");
+        assert_eq!(
+            one("SELECT source FROM pg_settings WHERE name = 'statement_timeout'").await,
+            "session"
+        );
+        // Parameterised, through the extended protocol.
+        let r = c
+            .query_one("SELECT current_setting($1)", &[&"TimeZone"])
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, String>(0), "UTC");
+
+        // Unknown parameters, custom ones, missing_ok.
+        for sql in [
+            "SELECT current_setting('no_such_setting')",
+            "SELECT set_config('no_such_setting', '1', false)",
+            "SHOW no_such_setting",
+            "SELECT current_setting('my.unset')",
+        ] {
+            let e = c.simple_query(sql).await.unwrap_err();
+            assert_eq!(sqlstate(&e), "42704", "{sql}: {e}");
+            let db = e.as_db_error().expect("a server error");
+            assert!(
+                db.message()
+                    .starts_with("unrecognized configuration parameter \""),
+                "{}",
+                db.message()
+            );
+        }
+        assert_eq!(
+            one("SELECT coalesce(current_setting('no_such_setting', true), 'none')").await,
+            "none"
+        );
+        assert_eq!(one("SELECT set_config('my.key', 'v1', false)").await, "v1");
+        assert_eq!(one("SHOW my.key").await, "v1");
+        let e = c
+            .simple_query("SELECT set_config('server_version', '1', false)")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "55P02", "{e}");
+
+        // is_local: until the end of the transaction.
+        c.batch_execute("BEGIN").await.unwrap();
+        assert_eq!(
+            one("SELECT set_config('application_name', 'inside', true)").await,
+            "inside"
+        );
+        assert_eq!(one("SHOW application_name").await, "inside");
+        c.batch_execute("COMMIT").await.unwrap();
+        assert_eq!(one("SHOW application_name").await, "");
+        // Outside a block, a local value lasts only for its own statement's transaction.
+        one("SELECT set_config('my.key', 'v2', true)").await;
+        assert_eq!(one("SHOW my.key").await, "v1");
+
+        // SET default_transaction_isolation through set_config takes effect.
+        one("SELECT set_config('default_transaction_isolation', 'serializable', false)").await;
+        assert_eq!(one("SHOW transaction_isolation").await, "read committed");
+        assert_eq!(
+            one("SELECT setting FROM pg_settings WHERE name = 'default_transaction_isolation'")
+                .await,
+            "serializable"
+        );
+    });
+}
+
+async fn m_rows(c: &Client) -> Vec<i32> {
+    let r = c.query("SELECT a FROM m ORDER BY a", &[]).await.unwrap();
+    r.iter().map(|r| r.get::<_, i32>(0)).collect()
+}
+
+/// A simple-protocol Query of several statements is one implicit transaction (as psql -c
+/// 'a; b' and PostgreSQL): an error undoes the statements before it, BEGIN turns it into an
+/// explicit block, COMMIT ends it, SAVEPOINT is refused.
+#[test]
+fn a_multi_statement_query_is_one_implicit_transaction() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = server.client().await;
+        c.batch_execute("CREATE TABLE m (a INT)").await.unwrap();
+
+        let e = c
+            .simple_query("INSERT INTO m VALUES (1); SELECT 1/0")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "22012", "{e}");
+        assert_eq!(m_rows(&c).await, Vec::<i32>::new());
+
+        // COMMIT ends the implicit block; the statements after it start a new one.
+        let e = c
+            .simple_query("INSERT INTO m VALUES (2); COMMIT; INSERT INTO m VALUES (3); SELECT 1/0")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "22012", "{e}");
+        assert_eq!(m_rows(&c).await, vec![2]);
+
+        // BEGIN makes it an explicit block, left failed by the error (the INSERT before
+        // BEGIN belongs to it too).
+        let e = c
+            .simple_query(
+                "INSERT INTO m VALUES (4); BEGIN; INSERT INTO m VALUES (5); SELECT 1/0; \
+                 INSERT INTO m VALUES (6)",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "22012", "{e}");
+        let e = c.simple_query("SELECT 1").await.unwrap_err();
+        assert_eq!(sqlstate(&e), "25P02", "{e}");
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(m_rows(&c).await, vec![2]);
+
+        // BEGIN ... COMMIT inside one Query, then an error: the block stays committed.
+        let e = c
+            .simple_query("BEGIN; INSERT INTO m VALUES (7); COMMIT; SELECT 1/0")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "22012", "{e}");
+        assert_eq!(m_rows(&c).await, vec![2, 7]);
+
+        let e = c.simple_query("SAVEPOINT a; SELECT 1").await.unwrap_err();
+        assert_eq!(sqlstate(&e), "25P01", "{e}");
+
+        // All succeed: all committed, and the session is idle again.
+        c.simple_query("INSERT INTO m VALUES (8); INSERT INTO m VALUES (9)")
+            .await
+            .unwrap();
+        assert_eq!(m_rows(&c).await, vec![2, 7, 8, 9]);
+        c.batch_execute("BEGIN; INSERT INTO m VALUES (10)")
+            .await
+            .unwrap();
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(m_rows(&c).await, vec![2, 7, 8, 9]);
+    });
+}
+
 /// A statement waiting for another transaction's row lock is stopped by statement_timeout and
 /// by a CancelRequest (57014), while the lock is still held; the holder is unaffected.
 #[test]
@@ -743,4 +921,91 @@ fn cancel_and_statement_timeout_stop_a_row_lock_wait() {
             .unwrap();
         assert_eq!(r.get::<_, i32>(0), 4);
     });
+}
+
+/// psql 15's `\d+`, `\dt+`, `\di+`, `\l`, `\dn` and `\du` run their catalog queries (unnest,
+/// pg_table_size, pg_size_pretty, regclass names, pg_auth_members, ...) and print what
+/// PostgreSQL prints for the same objects, sizes aside.
+#[test]
+fn psql_describe_plus_and_listings() {
+    let Some(psql) = pg_tool("psql") else {
+        eprintln!("psql not installed: skipped");
+        return;
+    };
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    let port = server.port.to_string();
+    let base = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "-c",
+        "CREATE TABLE t (a INT PRIMARY KEY, b TEXT, n NUMERIC(10,2))",
+        "-c",
+        "CREATE INDEX ti ON t (b)",
+        "-c",
+        "INSERT INTO t VALUES (1, 'x', 1.5)",
+    ]);
+    run_tool(&psql, &args);
+    let describe = |cmd: &str| {
+        let mut args = base.to_vec();
+        args.extend(["-c", cmd]);
+        run_tool(&psql, &args)
+    };
+    let out = describe("\\d+ t");
+    assert!(out.contains("Table \"public.t\""), "{out}");
+    assert!(
+        out.contains(
+            " Column |     Type      | Collation | Nullable | Default | Storage  | Compression | Stats target | Description "
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(" a      | integer       |           | not null |         | plain    |"),
+        "{out}"
+    );
+    assert!(
+        out.contains(" b      | text          |           |          |         | extended |"),
+        "{out}"
+    );
+    assert!(out.contains("| main     |"), "{out}");
+    assert!(out.contains("\"ti\" btree (b)"), "{out}");
+    assert!(out.contains("Access method: heap"), "{out}");
+
+    let out = describe("\\dt+");
+    assert!(
+        out.contains(" Schema | Name | Type  |  Owner   | Persistence | Access method |"),
+        "{out}"
+    );
+    assert!(
+        out.contains(" public | t    | table | postgres | permanent   | heap          |"),
+        "{out}"
+    );
+    assert!(out.contains(" bytes |") || out.contains(" kB |"), "{out}");
+    let out = describe("\\di+");
+    assert!(
+        out.contains(" public | ti     | index | postgres | t     | permanent   | btree         |"),
+        "{out}"
+    );
+    let out = describe("\\l");
+    assert!(out.contains("List of databases"), "{out}");
+    assert!(out.contains(" postgres | postgres | UTF8     |"), "{out}");
+    let out = describe("\\dn");
+    assert!(out.contains(" public | postgres"), "{out}");
+    let out = describe("\\du");
+    assert!(out.contains("List of roles"), "{out}");
+    assert!(out.contains(" postgres  | Superuser"), "{out}");
+    let out = describe("SELECT 't'::regclass::oid > 0 AS found, pg_size_pretty(10240::bigint)");
+    assert!(out.contains(" t     | 10 kB"), "{out}");
 }
