@@ -1009,3 +1009,33 @@ fn psql_describe_plus_and_listings() {
     let out = describe("SELECT 't'::regclass::oid > 0 AS found, pg_size_pretty(10240::bigint)");
     assert!(out.contains(" t     | 10 kB"), "{out}");
 }
+
+/// psycopg 3 (from PyPI) connects and runs parameterised queries (text and binary), the common
+/// types with NULLs, rollback, `with conn.transaction()`, executemany and `cursor.copy`:
+/// tools/tests/scripts/psycopg_client.py. Skipped with a note when psycopg is not installed.
+#[test]
+fn psycopg_connects_binds_parameters_and_runs_transactions_and_copy() {
+    let has_psycopg = Command::new("python3")
+        .args(["-c", "import psycopg"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_psycopg {
+        eprintln!("python3 with psycopg not installed: skipped");
+        return;
+    }
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/psycopg_client.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(server.port.to_string())
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "psycopg script failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
