@@ -1010,6 +1010,90 @@ fn psql_describe_plus_and_listings() {
     assert!(out.contains(" t     | 10 kB"), "{out}");
 }
 
+/// The server's TLS (rustls) with a certificate made for the test: psql connects with
+/// sslmode=require and the connection is encrypted; a plain connection is still accepted (TLS
+/// is offered, not required); a server without a certificate refuses sslmode=require.
+#[test]
+fn tls_with_a_configured_certificate() {
+    let Some(psql) = pg_tool("psql") else {
+        eprintln!("psql not installed: skipped");
+        return;
+    };
+    let Some(openssl) = pg_tool("openssl") else {
+        eprintln!("openssl not installed: skipped");
+        return;
+    };
+    let dir = data_dir();
+    let cert = dir.path().join("server.crt");
+    let key = dir.path().join("server.key");
+    let made = Command::new(&openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let conn = |port: u16, mode: &str| {
+        format!("host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode={mode}")
+    };
+    let out = run_tool(
+        &psql,
+        &[
+            "-X",
+            "-d",
+            &conn(server.port, "require"),
+            "-c",
+            "\\conninfo",
+            "-c",
+            "SELECT 41 + 1",
+        ],
+    );
+    assert!(out.contains("SSL connection (protocol: TLSv1."), "{out}");
+    assert!(out.contains("42"), "{out}");
+    let out = run_tool(
+        &psql,
+        &[
+            "-X",
+            "-d",
+            &conn(server.port, "disable"),
+            "-c",
+            "\\conninfo",
+        ],
+    );
+    assert!(!out.contains("SSL connection"), "{out}");
+
+    let plain_dir = data_dir();
+    let plain = Server::start(plain_dir.path(), &[]);
+    let refused = Command::new(&psql)
+        .args(["-X", "-d", &conn(plain.port, "require"), "-c", "SELECT 1"])
+        .output()
+        .expect("run psql");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("server does not support SSL"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
 /// psycopg 3 (from PyPI) connects and runs parameterised queries (text and binary), the common
 /// types with NULLs, rollback, `with conn.transaction()`, executemany and `cursor.copy`:
 /// tools/tests/scripts/psycopg_client.py. Skipped with a note when psycopg is not installed.
