@@ -29,6 +29,10 @@ pub enum Error {
     /// Waiting for a lock took longer than the configured lock timeout (SQLSTATE 55P03).
     #[error("lock timeout: {0}")]
     LockTimeout(String),
+    /// A wait for a row lock was given up because the caller's wait check said stop (query
+    /// cancel, statement timeout; SQLSTATE 57014). The message is the check's own.
+    #[error("{0}")]
+    Canceled(String),
     #[error("tree {0:?} does not exist")]
     NoSuchTree(String),
     #[error("tree {0:?} already exists")]

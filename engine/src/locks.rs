@@ -15,7 +15,9 @@
 //!
 //! INVARIANTS: 1. a key has at most one holder; 2. a transaction waits for at most one other, so
 //! the waits-for graph is a set of chains and a cycle is found by walking one chain; 3. releasing a
-//! transaction's locks wakes every waiter.
+//! transaction's locks wakes every waiter; 4. a waiter wakes at least every `WAIT_SLICE` and asks
+//! its [`WaitCheck`] (query cancel, statement timeout) whether to go on waiting, so a wait is
+//! never longer than one slice past the moment the caller wants it to stop.
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -23,6 +25,13 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+
+/// Asked by a waiting transaction between slices of its wait: `Err(message)` gives the wait up
+/// with [`Error::Canceled`] (the SQL layer's query cancel and statement timeout).
+pub type WaitCheck = std::sync::Arc<dyn Fn() -> std::result::Result<(), String> + Send + Sync>;
+
+/// The longest a waiter sleeps before looking again (at its deadline and its [`WaitCheck`]).
+const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// A transaction's identity in the lock table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -311,17 +320,18 @@ impl LockTable {
         key: &LockKey,
         timeout: Option<Duration>,
     ) -> Result<Acquired> {
-        self.acquire_row(txn, &key.0, &key.1, timeout)
+        self.acquire_row(txn, &key.0, &key.1, timeout, None)
     }
 
     /// Takes the lock on row `key` of `tree` for `txn`, waiting while another transaction holds
-    /// it.
+    /// it, until `timeout` (55P03) or until `check` says stop (57014).
     pub fn acquire_row(
         &self,
         txn: TxnId,
         tree: &str,
         key: &[u8],
         timeout: Option<Duration>,
+        check: Option<&WaitCheck>,
     ) -> Result<Acquired> {
         let mut table = self.lock();
         let mut deadline = None;
@@ -356,6 +366,10 @@ impl LockTable {
                         at = next;
                         steps += 1;
                     }
+                    if let Some(Err(why)) = check.map(|c| c()) {
+                        t.waits_for.remove(&txn);
+                        return Err(Error::Canceled(why));
+                    }
                     t.waits_for.insert(txn, holder);
                     waited = true;
                     let d = *deadline.get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
@@ -369,9 +383,9 @@ impl LockTable {
                                     txn.0, holder.0
                                 )));
                             }
-                            (d - now).min(Duration::from_millis(100))
+                            (d - now).min(WAIT_SLICE)
                         }
-                        None => Duration::from_millis(100),
+                        None => WAIT_SLICE,
                     };
                     table = self
                         .released
@@ -493,6 +507,38 @@ mod tests {
         assert!(matches!(err, Error::Deadlock(_)), "{err}");
         locks.release_all(TxnId(2));
         assert_eq!(t1.join().unwrap().unwrap(), Acquired::AfterWait);
+    }
+
+    /// Invariant 4: a waiter whose wait check says stop (a query cancel) gives up with
+    /// `Canceled` while the holder still holds the row, and is no longer a waiter.
+    #[test]
+    fn a_wait_check_stops_a_waiter() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let locks = Arc::new(LockTable::default());
+        locks.acquire(TxnId(1), &key("a"), None).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let check: WaitCheck = Arc::new(move || {
+            if flag.load(Ordering::SeqCst) {
+                Err("canceling statement due to user request".to_string())
+            } else {
+                Ok(())
+            }
+        });
+        let l2 = locks.clone();
+        let waiter =
+            std::thread::spawn(move || l2.acquire_row(TxnId(2), "t", b"a", None, Some(&check)));
+        for _ in 0..1000 {
+            if locks.lock().waits_for.contains_key(&TxnId(2)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        stop.store(true, Ordering::SeqCst);
+        let err = waiter.join().unwrap().unwrap_err();
+        assert!(matches!(err, Error::Canceled(_)), "{err}");
+        assert!(!locks.lock().waits_for.contains_key(&TxnId(2)));
+        assert_eq!(locks.holder(&key("a")), Some(TxnId(1)));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use crate::codec::{self, Op};
 use crate::db::Shared;
 use crate::error::{Error, Result};
-use crate::locks::{LockKey, TxnId};
+use crate::locks::{LockKey, TxnId, WaitCheck};
 use crate::store::RawCursor;
 
 /// Isolation levels, as PostgreSQL names them.
@@ -448,6 +448,8 @@ pub struct Txn {
     reads: ReadSet,
     /// Set once the transaction has asked for a lock (so finishing must release locks).
     locked: bool,
+    /// Asked while waiting for a row lock (see [`Txn::set_wait_check`]).
+    wait_check: Option<WaitCheck>,
 }
 
 impl Txn {
@@ -464,7 +466,15 @@ impl Txn {
             buffered: Buffered::default(),
             reads: ReadSet::default(),
             locked: false,
+            wait_check: None,
         }
+    }
+
+    /// Makes waits for row locks ask `check` between slices and give up with
+    /// [`Error::Canceled`] when it says stop (the SQL layer's query cancel and statement
+    /// timeout).
+    pub fn set_wait_check(&mut self, check: WaitCheck) {
+        self.wait_check = Some(check);
     }
 
     /// The isolation level.
@@ -611,7 +621,13 @@ impl Txn {
         self.locked = true;
         self.shared
             .locks
-            .acquire_row(self.id, tree, key, self.shared.lock_timeout())
+            .acquire_row(
+                self.id,
+                tree,
+                key,
+                self.shared.lock_timeout(),
+                self.wait_check.as_ref(),
+            )
             .map(|_| ())
     }
 

@@ -59,6 +59,7 @@ pub mod code {
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const DUPLICATE_TABLE: &str = "42P07";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DUPLICATE_OBJECT: &str = "42710";
@@ -116,6 +117,7 @@ impl From<strata_engine::Error> for Error {
             E::Serialization(_) => code::SERIALIZATION_FAILURE,
             E::Deadlock(_) => code::DEADLOCK_DETECTED,
             E::LockTimeout(_) => code::LOCK_NOT_AVAILABLE,
+            E::Canceled(_) => code::QUERY_CANCELED,
             E::CorruptPage { .. } | E::CorruptWal { .. } | E::Corrupt(_) => code::DATA_CORRUPTED,
             E::Storage(_) | E::Wal(_) | E::Failed(_) => code::IO_ERROR,
             E::KeyTooLarge { .. } => code::PROGRAM_LIMIT_EXCEEDED,

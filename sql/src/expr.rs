@@ -183,7 +183,8 @@ pub enum Expr {
     Func(Func, Vec<Expr>),
     /// An aggregate call; only between binding and the aggregate rewrite.
     Agg(Box<AggCall>),
-    /// `nextval('seq')`, `currval`, `setval`: sequences live outside the transaction.
+    /// `nextval('seq')`, `currval`, `setval`: sequences live outside the transaction; and
+    /// `current_setting`, `set_config` (name empty), which read and write the session.
     Sequence(SeqOp, String, Vec<Expr>),
 }
 
@@ -192,6 +193,10 @@ pub enum SeqOp {
     NextVal,
     CurrVal,
     SetVal,
+    /// `current_setting(name [, missing_ok])`.
+    CurrentSetting,
+    /// `set_config(name, value, is_local)`.
+    SetConfig,
 }
 
 impl Expr {

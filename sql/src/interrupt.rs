@@ -3,7 +3,9 @@
 //! A session may carry an [`Interrupt`]; every transaction it begins is then wrapped in an
 //! [`InterruptibleTxn`] that checks the interrupt before each storage call (get, scan, put,
 //! delete). A scan reads in batches, so a long statement notices within one batch. The check is
-//! an atomic load and, only while a deadline is armed, a clock read.
+//! an atomic load and, only while a deadline is armed, a clock read. A statement blocked on
+//! another transaction's row lock is reached through the engine's wait check
+//! ([`Transaction::set_wait_check`]), asked between the slices of its wait.
 //!
 //! Invariants: a canceled statement fails with 57014 (query_canceled) and leaves its transaction
 //! to the session's usual error handling (autocommit: rolled back; in a block: failed state).
@@ -93,7 +95,12 @@ pub struct InterruptibleTxn {
 }
 
 impl InterruptibleTxn {
-    pub fn wrap(inner: Box<dyn Transaction>, interrupt: Arc<Interrupt>) -> Box<dyn Transaction> {
+    pub fn wrap(
+        mut inner: Box<dyn Transaction>,
+        interrupt: Arc<Interrupt>,
+    ) -> Box<dyn Transaction> {
+        let check = interrupt.clone();
+        inner.set_wait_check(Arc::new(move || check.check().map_err(|e| e.message)));
         Box::new(InterruptibleTxn { inner, interrupt })
     }
 }
@@ -163,6 +170,9 @@ impl Transaction for InterruptibleTxn {
     }
     fn rollback(self: Box<Self>) -> Result<()> {
         self.inner.rollback()
+    }
+    fn set_wait_check(&mut self, check: strata_engine::WaitCheck) {
+        self.inner.set_wait_check(check)
     }
 }
 

@@ -57,6 +57,9 @@ pub trait Transaction: Send {
     fn release(&mut self, depth: usize);
     fn commit(self: Box<Self>) -> Result<()>;
     fn rollback(self: Box<Self>) -> Result<()>;
+    /// Makes waits for row locks ask `check` now and then and give up with 57014 when it says
+    /// stop (query cancel, statement timeout). Storage that never waits ignores it.
+    fn set_wait_check(&mut self, _check: strata_engine::WaitCheck) {}
 }
 
 /// What [`for_each_entry`] calls with each (key, value).
@@ -183,5 +186,8 @@ impl Transaction for EngineTxn {
     }
     fn rollback(self: Box<Self>) -> Result<()> {
         Ok(self.txn.rollback()?)
+    }
+    fn set_wait_check(&mut self, check: strata_engine::WaitCheck) {
+        self.txn.set_wait_check(check)
     }
 }

@@ -27,6 +27,7 @@ pub mod optimize;
 pub mod plan;
 pub mod plan_cache;
 pub mod session;
+pub mod settings;
 pub mod sparse;
 pub mod system;
 pub mod value;

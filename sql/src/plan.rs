@@ -309,6 +309,8 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         },
         A::Interval { .. } => DataType::Interval,
         A::Signed | A::SignedInteger => DataType::Int8,
+        // Object identifiers are carried as their oid number (see `system::custom_type`).
+        A::Regclass => DataType::Int8,
         A::Custom(name, _) => {
             let n = object_name(name)?;
             match n.as_str() {
@@ -1340,6 +1342,9 @@ impl<'a> Binder<'a> {
         args: &[ast::FunctionArg],
         alias: Option<&ast::TableAlias>,
     ) -> Result<(Plan, Scope)> {
+        if name == "unnest" {
+            return self.unnest(args, alias);
+        }
         if name != "generate_series" {
             bail!(UNDEFINED_FUNCTION, "function {name} does not exist");
         }
@@ -1422,6 +1427,60 @@ impl<'a> Binder<'a> {
             },
             scope,
         ))
+    }
+
+    /// `unnest(array)` in FROM: one row per element, as text (arrays are carried in their text
+    /// form). Planned as `generate_series(1, array_upper(a, 1))` with each element picked out.
+    fn unnest(
+        &mut self,
+        args: &[ast::FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> Result<(Plan, Scope)> {
+        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] = args else {
+            bail!(
+                UNDEFINED_FUNCTION,
+                "function unnest with {} arguments does not exist",
+                args.len()
+            );
+        };
+        let (array, ty) = self.expr(e, &Scope::default(), &mut AggContext::default())?;
+        let array = self.coerce_result(array, &ty, &DataType::Text)?;
+        let one = Expr::Literal(Value::Int4(1));
+        let (upper, _) = crate::system::bind_function(
+            self.txn,
+            "array_upper",
+            vec![
+                (array.clone(), DataType::Text),
+                (one.clone(), DataType::Int4),
+            ],
+        )?;
+        let (element, _) = crate::system::bind_function(
+            self.txn,
+            "text_array_element",
+            vec![(array, DataType::Text), (Expr::Column(0), DataType::Int4)],
+        )?;
+        let plan = Plan::Project {
+            input: Box::new(Plan::Series {
+                start: one,
+                stop: upper,
+                step: None,
+                ty: DataType::Int4,
+            }),
+            exprs: vec![element],
+        };
+        let table = alias.map_or_else(|| "unnest".to_string(), |a| ident(&a.name));
+        let column = alias
+            .and_then(|a| a.columns.first().map(|c| ident(&c.name)))
+            .unwrap_or_else(|| table.clone());
+        let scope = Scope {
+            cols: vec![ScopeCol {
+                table: Some(table),
+                name: column,
+                ty: DataType::Text,
+                hidden: false,
+            }],
+        };
+        Ok((plan, scope))
     }
 
     /// A named relation: CTE, view or table.
@@ -2151,6 +2210,11 @@ impl<'a> Binder<'a> {
                 data_type: dt,
                 ..
             } => {
+                if let Some(name) = regclass_literal(expr, dt) {
+                    // 'name'::regclass looks the relation up by name.
+                    let oid = crate::system::regclass_oid(self.txn, name)?;
+                    return Ok((Expr::Literal(Value::Int8(oid)), DataType::Int8));
+                }
                 let ty = data_type(dt)?;
                 let (x, xt) = self.expr(expr, scope, agg)?;
                 // An explicit cast to a length-limited string truncates (an assignment errors).
@@ -2605,6 +2669,39 @@ impl<'a> Binder<'a> {
                         ty
                     },
                 ))
+            }
+            "current_setting" | "set_config" => {
+                let bound = self.bind_list(&args, scope, agg)?;
+                let (op, want) = if name == "current_setting" {
+                    (SeqOp::CurrentSetting, &[DataType::Text, DataType::Bool][..])
+                } else {
+                    (
+                        SeqOp::SetConfig,
+                        &[DataType::Text, DataType::Text, DataType::Bool][..],
+                    )
+                };
+                let fits = if op == SeqOp::CurrentSetting {
+                    (1..=2).contains(&bound.len())
+                } else {
+                    bound.len() == 3
+                };
+                if !fits {
+                    let list: Vec<String> = bound.iter().map(|(_, t)| t.to_string()).collect();
+                    bail!(
+                        UNDEFINED_FUNCTION,
+                        "function {name}({}) does not exist",
+                        list.join(", ")
+                    );
+                }
+                let mut list = Vec::new();
+                for ((x, t), want) in bound.into_iter().zip(want) {
+                    list.push(if &t == want {
+                        x
+                    } else {
+                        self.coerce_result(x, &t, want)?
+                    });
+                }
+                Ok((Expr::Sequence(op, String::new(), list), DataType::Text))
             }
             "nextval" | "currval" | "setval" => {
                 let bound = self.bind_list(&args, scope, agg)?;
@@ -3069,6 +3166,26 @@ pub fn column_name(e: &ast::Expr) -> String {
         ast::Expr::Floor { .. } => "floor".into(),
         ast::Expr::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => "bool".into(),
         _ => "?column?".into(),
+    }
+}
+
+/// The name in `'name'::regclass` (or `pg_catalog.regclass`), if `expr` is a string literal
+/// cast to regclass.
+fn regclass_literal<'a>(expr: &'a ast::Expr, dt: &ast::DataType) -> Option<&'a str> {
+    let named = match dt {
+        ast::DataType::Regclass => true,
+        ast::DataType::Custom(ty, _) => object_name(ty).ok()? == "regclass",
+        _ => false,
+    };
+    if !named {
+        return None;
+    }
+    match expr {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -5,6 +5,16 @@
 //! 25P02 until ROLLBACK (or COMMIT, which then rolls back), as in PostgreSQL. SAVEPOINT and
 //! ROLLBACK TO undo part of a transaction and clear the failed state.
 //!
+//! A simple-protocol Query of several statements runs as one implicit transaction, as in
+//! PostgreSQL: the server calls [`Session::begin_implicit`] before its statements and
+//! [`Session::end_implicit`] after them (commit if all succeeded, else roll back). Inside it,
+//! BEGIN turns the implicit block into an explicit one, COMMIT and ROLLBACK end it, and SAVEPOINT
+//! is refused (25P01).
+//!
+//! Settings: `SET`, `SHOW`, `current_setting()`, `set_config()` and `pg_settings` share the
+//! session's one map ([`crate::settings`]); `set_config(name, value, true)` lasts until the
+//! end of the current transaction.
+//!
 //! [`Shared`] is what every session of one database shares: the storage, the sequence
 //! allocator and the hidden row-id counters.
 
@@ -179,6 +189,10 @@ pub struct Session {
     currval: HashMap<String, i64>,
     txn_ts: i64,
     pub settings: HashMap<String, String>,
+    /// Values `set_config(..., true)` replaced, restored when the transaction ends.
+    local_undo: Vec<(String, Option<String>)>,
+    /// The open transaction is the implicit one of a multi-statement Query.
+    implicit: bool,
     /// Counters from the last statement (EXPLAIN ANALYZE, benchmarks).
     pub last_stats: ExecStats,
     /// Cancel flag and statement deadline checked by every transaction this session begins.
@@ -202,6 +216,44 @@ fn now_micros() -> i64 {
 struct SessionSeqs<'a> {
     shared: &'a Shared,
     currval: &'a mut HashMap<String, i64>,
+    settings: &'a mut SessionSettings,
+}
+
+/// The session's settings while a statement runs (taken out of the session, put back after).
+#[derive(Default)]
+struct SessionSettings {
+    values: HashMap<String, String>,
+    /// Values `set_config(..., true)` replaced, restored when the transaction ends.
+    local_undo: Vec<(String, Option<String>)>,
+    changed: bool,
+}
+
+/// The value of setting `name` (lower case): set, or else the parameter's boot value.
+fn setting_value(values: &HashMap<String, String>, name: &str) -> Option<String> {
+    values.get(name).cloned().or_else(|| {
+        let s = crate::settings::lookup(name)?;
+        crate::settings::normalize(name, s.boot_val).ok()
+    })
+}
+
+/// Checks that `name` (lower case) may be set now and returns `value` as it is stored.
+fn checked_setting(values: &HashMap<String, String>, name: &str, value: &str) -> Result<String> {
+    use crate::settings;
+    match settings::lookup(name) {
+        Some(s) if s.context == "internal" => bail!(
+            CANT_CHANGE_RUNTIME_PARAM,
+            "parameter \"{}\" cannot be changed",
+            s.name
+        ),
+        Some(s) if s.context == "postmaster" => bail!(
+            CANT_CHANGE_RUNTIME_PARAM,
+            "parameter \"{}\" cannot be changed without restarting the server",
+            s.name
+        ),
+        Some(_) => settings::normalize(name, value),
+        None if settings::is_custom(name) || values.contains_key(name) => Ok(value.to_string()),
+        None => Err(settings::unrecognized(name)),
+    }
 }
 
 impl SequenceOps for SessionSeqs<'_> {
@@ -212,22 +264,61 @@ impl SequenceOps for SessionSeqs<'_> {
         name: &str,
         args: &[Value],
     ) -> Result<Value> {
-        let seq = catalog::sequence(txn, name)?
-            .ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
+        let mut seq = || {
+            catalog::sequence(txn, name)?
+                .ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))
+        };
         match op {
             SeqOp::NextVal => {
-                let v = self.shared.nextval(&seq)?;
+                let v = self.shared.nextval(&seq()?)?;
                 self.currval.insert(name.to_string(), v);
                 Ok(Value::Int8(v))
             }
-            SeqOp::CurrVal => match self.currval.get(name) {
+            SeqOp::CurrVal => match seq().map(|_| self.currval.get(name))? {
                 Some(v) => Ok(Value::Int8(*v)),
                 None => bail!(
                     OBJECT_NOT_IN_PREREQUISITE_STATE,
                     "currval of sequence \"{name}\" is not yet defined in this session"
                 ),
             },
+            SeqOp::CurrentSetting => {
+                let Some(Value::Text(name)) = args.first() else {
+                    return Ok(Value::Null);
+                };
+                let missing_ok = matches!(args.get(1), Some(Value::Bool(true)));
+                let key = name.to_lowercase();
+                match setting_value(&self.settings.values, &key) {
+                    Some(v) => Ok(Value::Text(v)),
+                    None if missing_ok => Ok(Value::Null),
+                    None => Err(crate::settings::unrecognized(name)),
+                }
+            }
+            SeqOp::SetConfig => {
+                let Some(Value::Text(name)) = args.first() else {
+                    bail!(INVALID_PARAMETER_VALUE, "SET requires parameter name");
+                };
+                let key = name.to_lowercase();
+                let is_local = matches!(args.get(2), Some(Value::Bool(true)));
+                let values = &mut self.settings.values;
+                let value = match args.get(1) {
+                    Some(Value::Text(v)) => checked_setting(values, &key, v)?,
+                    // A NULL value resets the parameter.
+                    _ => {
+                        checked_setting(values, &key, "")?;
+                        crate::settings::lookup(&key)
+                            .map(|s| s.boot_val.to_string())
+                            .unwrap_or_default()
+                    }
+                };
+                let old = values.insert(key.clone(), value.clone());
+                if is_local {
+                    self.settings.local_undo.push((key, old));
+                }
+                self.settings.changed = true;
+                Ok(Value::Text(value))
+            }
             SeqOp::SetVal => {
+                let seq = seq()?;
                 let v = args
                     .first()
                     .and_then(Value::as_i64)
@@ -248,6 +339,16 @@ impl SequenceOps for SessionSeqs<'_> {
                 Ok(Value::Int8(v))
             }
         }
+    }
+}
+
+/// The isolation level a setting value names.
+fn isolation_named(value: &str) -> Option<Isolation> {
+    match value.to_lowercase().as_str() {
+        "read committed" | "read uncommitted" => Some(Isolation::ReadCommitted),
+        "repeatable read" => Some(Isolation::RepeatableRead),
+        "serializable" => Some(Isolation::Serializable),
+        _ => None,
     }
 }
 
@@ -297,6 +398,8 @@ impl Session {
             currval: HashMap::new(),
             txn_ts: 0,
             settings,
+            local_undo: Vec::new(),
+            implicit: false,
             last_stats: ExecStats::default(),
             interrupt: None,
         }
@@ -585,6 +688,7 @@ impl Session {
         };
         let shared = self.shared.clone();
         let mut currval = std::mem::take(&mut self.currval);
+        let mut settings = self.take_settings();
         let mut stats = ExecStats::default();
         let r = self.with_txn(entry.read_only, |txn, ts| {
             let Some((bound, inferred)) = entry.bound(txn, types, |stmt, t, types| {
@@ -599,6 +703,7 @@ impl Session {
             let mut seqs = SessionSeqs {
                 shared: &shared,
                 currval: &mut currval,
+                settings: &mut settings,
             };
             let mut cx = Cx {
                 txn,
@@ -616,8 +721,87 @@ impl Session {
             r.map(Some)
         });
         self.currval = currval;
+        self.put_settings(settings);
         self.last_stats = stats;
         r
+    }
+
+    /// The settings, moved out for a statement to read and write ([`SessionSeqs`]).
+    fn take_settings(&mut self) -> SessionSettings {
+        SessionSettings {
+            values: std::mem::take(&mut self.settings),
+            local_undo: std::mem::take(&mut self.local_undo),
+            changed: false,
+        }
+    }
+
+    /// Puts the settings back after a statement; ends `set_config(..., true)` values if the
+    /// statement's transaction is over.
+    fn put_settings(&mut self, s: SessionSettings) {
+        self.settings = s.values;
+        self.local_undo = s.local_undo;
+        if s.changed {
+            if let Some(iso) = self
+                .settings
+                .get("default_transaction_isolation")
+                .and_then(|v| isolation_named(v))
+            {
+                self.default_isolation = iso;
+            }
+        }
+        if self.txn.is_none() {
+            self.end_local_settings();
+        }
+    }
+
+    /// Restores the values `set_config(..., true)` replaced (the transaction ended).
+    fn end_local_settings(&mut self) {
+        while let Some((name, old)) = self.local_undo.pop() {
+            match old {
+                Some(v) => self.settings.insert(name, v),
+                None => self.settings.remove(&name),
+            };
+        }
+    }
+
+    /// Opens the implicit transaction of a multi-statement Query, unless a transaction is
+    /// open already.
+    pub fn begin_implicit(&mut self) -> Result<()> {
+        if self.txn.is_some() {
+            return Ok(());
+        }
+        let iso = self
+            .pending_isolation
+            .take()
+            .unwrap_or(self.default_isolation);
+        self.txn = Some(self.begin_txn(iso)?);
+        self.txn_ts = now_micros();
+        self.failed = false;
+        self.savepoints.clear();
+        self.implicit = true;
+        Ok(())
+    }
+
+    /// Ends the implicit transaction, if one is open: commits it when `commit` and no
+    /// statement failed, else rolls it back. An explicit block (BEGIN) is left alone.
+    pub fn end_implicit(&mut self, commit: bool) -> Result<()> {
+        if !std::mem::take(&mut self.implicit) {
+            return Ok(());
+        }
+        let failed = std::mem::take(&mut self.failed);
+        self.savepoints.clear();
+        let r = match self.txn.take() {
+            Some(txn) if commit && !failed => txn.commit(),
+            Some(txn) => txn.rollback(),
+            None => Ok(()),
+        };
+        self.end_local_settings();
+        r
+    }
+
+    /// True while the implicit transaction of a multi-statement Query is open.
+    pub fn in_implicit(&self) -> bool {
+        self.implicit
     }
 
     /// Runs `f` with a transaction: the open one, or a fresh autocommit one (committed after
@@ -682,6 +866,11 @@ impl Session {
         };
         match stmt {
             S::StartTransaction { modes, .. } => {
+                if std::mem::take(&mut self.implicit) {
+                    // BEGIN inside a multi-statement Query: its implicit transaction becomes
+                    // this block (statements before BEGIN are part of it, as in PostgreSQL).
+                    return tag("BEGIN");
+                }
                 if self.txn.is_some() {
                     // PostgreSQL warns and carries on.
                     return tag("BEGIN");
@@ -696,10 +885,12 @@ impl Session {
                 tag("BEGIN")
             }
             S::Commit { .. } => {
+                self.implicit = false;
                 let Some(txn) = self.txn.take() else {
                     return tag("COMMIT");
                 };
                 self.savepoints.clear();
+                self.end_local_settings();
                 if self.failed {
                     self.failed = false;
                     txn.rollback()?;
@@ -711,11 +902,13 @@ impl Session {
             S::Rollback {
                 savepoint: None, ..
             } => {
+                self.implicit = false;
+                self.failed = false;
+                self.savepoints.clear();
+                self.end_local_settings();
                 if let Some(txn) = self.txn.take() {
                     txn.rollback()?;
                 }
-                self.failed = false;
-                self.savepoints.clear();
                 tag("ROLLBACK")
             }
             S::Rollback {
@@ -740,7 +933,7 @@ impl Session {
                 tag("ROLLBACK")
             }
             S::Savepoint { name } => {
-                let Some(txn) = self.txn.as_mut() else {
+                let Some(txn) = self.txn.as_mut().filter(|_| !self.implicit) else {
                     bail!(
                         NO_ACTIVE_SQL_TRANSACTION,
                         "SAVEPOINT can only be used in transaction blocks"
@@ -770,25 +963,18 @@ impl Session {
             }
             S::Set(set) => self.set(set),
             S::ShowVariable { variable } => {
-                let name = variable
-                    .iter()
-                    .map(plan::ident)
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let name = if name == "transaction isolation level" {
-                    "transaction_isolation".to_string()
-                } else {
-                    name
+                let words: Vec<String> = variable.iter().map(plan::ident).collect();
+                let name = match words.join(" ").as_str() {
+                    "transaction isolation level" => "transaction_isolation".to_string(),
+                    "time zone" => "timezone".to_string(),
+                    // A custom parameter: `SHOW myapp.key`.
+                    _ => words.join("."),
                 };
-                let v = self.settings.get(&name).cloned().ok_or_else(|| {
-                    err!(
-                        UNDEFINED_OBJECT,
-                        "unrecognized configuration parameter \"{name}\""
-                    )
-                })?;
+                let v = setting_value(&self.settings, &name.to_lowercase())
+                    .ok_or_else(|| crate::settings::unrecognized(&name))?;
                 Ok(QueryResult {
                     columns: vec![OutCol {
-                        name,
+                        name: crate::settings::display_name(&name),
                         ty: DataType::Text,
                     }],
                     rows: vec![vec![Value::Text(v)]],
@@ -928,17 +1114,14 @@ impl Session {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                if name == "default_transaction_isolation" || name == "transaction_isolation" {
-                    let iso = match value.to_lowercase().as_str() {
-                        "read committed" | "read uncommitted" => Isolation::ReadCommitted,
-                        "repeatable read" => Isolation::RepeatableRead,
-                        "serializable" => Isolation::Serializable,
-                        other => bail!(
-                            INVALID_PARAMETER_VALUE,
-                            "invalid value for parameter \"{name}\": \"{other}\""
-                        ),
-                    };
-                    if name == "default_transaction_isolation" {
+                let name = name.to_lowercase();
+                let value = match crate::settings::lookup(&name) {
+                    // Unknown names are accepted (see the settings module's doc).
+                    None => value,
+                    Some(_) => checked_setting(&self.settings, &name, &value)?,
+                };
+                if name == "default_transaction_isolation" {
+                    if let Some(iso) = isolation_named(&value) {
                         self.default_isolation = iso;
                     }
                 }
@@ -954,15 +1137,18 @@ impl Session {
         let shared = self.shared.clone();
         let read_only = matches!(stmt, S::Query(_) | S::Explain { .. });
         let mut currval = std::mem::take(&mut self.currval);
+        let mut settings = self.take_settings();
         let mut stats = ExecStats::default();
         let r = self.with_txn(read_only, |txn, ts| {
             let mut seqs = SessionSeqs {
                 shared: &shared,
                 currval: &mut currval,
+                settings: &mut settings,
             };
             execute_statement(stmt, params, txn, ts, &mut seqs, &shared, &mut stats)
         });
         self.currval = currval;
+        self.put_settings(settings);
         self.last_stats = stats;
         r
     }
@@ -1218,9 +1404,11 @@ fn execute_statement(
                 let data = crate::copy::format(Some(&header), &fields, &fmt);
                 let n = rows.len();
                 return match target {
+                    // The columns tell the wire protocol's CopyOutResponse how many there are.
                     ast::CopyTarget::Stdout => Ok(QueryResult {
                         tag: format!("COPY {n}"),
                         copy_out: Some(data),
+                        columns: cols,
                         ..Default::default()
                     }),
                     ast::CopyTarget::File { filename } => {

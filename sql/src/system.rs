@@ -12,6 +12,11 @@
 //! features Strata does not have (policies, inheritance, publications, extended statistics,
 //! triggers, descriptions) exist and are empty, which is the truth.
 //!
+//! `pg_settings` is the session's settings ([`crate::settings`]): its `setting` column is a
+//! `current_setting()` call per row, read when the statement runs. Relation sizes
+//! (`pg_table_size`, `pg_relation_size`, ...) are the bytes of a relation's keys and values
+//! rounded up to whole 8 kB pages, counted when the statement is bound.
+//!
 //! Name resolution: `pg_catalog.x` and `information_schema.x` always mean the system relation;
 //! an unqualified name means a user table or view first, then a `pg_catalog` relation.
 
@@ -233,6 +238,16 @@ fn typmod_of(ty: &DataType) -> i64 {
     }
 }
 
+/// A column type's storage strategy as pg_attribute.attstorage shows it: plain for
+/// fixed-length types, main for numeric, extended for the other variable-length ones.
+fn storage_of(ty: &DataType) -> &'static str {
+    match ty {
+        DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea => "x",
+        DataType::Numeric(_) => "m",
+        _ => "p",
+    }
+}
+
 /// System type names used in casts (`x::pg_catalog.text`, `oid::regclass`): the Strata type
 /// that carries them. Object-identifier types are carried as their oid number.
 pub fn custom_type(name: &str) -> Option<DataType> {
@@ -282,6 +297,9 @@ const PG_CATALOG: &[&str] = &[
     "pg_sequence",
     "pg_partitioned_table",
     "pg_stat_activity",
+    "pg_settings",
+    "pg_auth_members",
+    "pg_rewrite",
 ];
 const INFORMATION_SCHEMA: &[&str] = &["tables", "columns", "schemata"];
 
@@ -323,6 +341,23 @@ pub fn bind_relation(
             true
         }
     };
+    if system && name == "pg_settings" {
+        let (cols, rows) = pg_settings();
+        let visible = alias.unwrap_or(name).to_string();
+        let scope = Scope {
+            cols: cols
+                .iter()
+                .enumerate()
+                .map(|(n, (c, ty))| ScopeCol {
+                    table: Some(visible.clone()),
+                    name: col_aliases.get(n).cloned().unwrap_or_else(|| c.to_string()),
+                    ty: ty.clone(),
+                    hidden: false,
+                })
+                .collect(),
+        };
+        return Ok(Some((Plan::Values { rows }, scope)));
+    }
     let rel = if system {
         pg_catalog(txn, name)?
     } else {
@@ -366,6 +401,195 @@ pub fn bind_relation(
         .map(|r| r.into_iter().map(Expr::Literal).collect())
         .collect();
     Ok(Some((Plan::Values { rows }, scope)))
+}
+
+/// `pg_settings`: one row per known parameter; `setting` and `source` are read from the
+/// session when the statement runs.
+#[allow(clippy::type_complexity)]
+fn pg_settings() -> (Vec<(&'static str, DataType)>, Vec<Vec<Expr>>) {
+    use crate::expr::SeqOp;
+    let cols = vec![
+        ("name", TEXT),
+        ("setting", TEXT),
+        ("unit", TEXT),
+        ("category", TEXT),
+        ("short_desc", TEXT),
+        ("extra_desc", TEXT),
+        ("context", TEXT),
+        ("vartype", TEXT),
+        ("source", TEXT),
+        ("min_val", TEXT),
+        ("max_val", TEXT),
+        ("enumvals", TEXT),
+        ("boot_val", TEXT),
+        ("reset_val", TEXT),
+        ("sourcefile", TEXT),
+        ("sourceline", INT4),
+        ("pending_restart", BOOL),
+    ];
+    let lit = |v: Value| Expr::Literal(v);
+    let opt = |v: Option<&str>| lit(v.map_or(Value::Null, t));
+    let rows = crate::settings::SETTINGS
+        .iter()
+        .map(|s| {
+            let current = || {
+                let shown = Expr::Sequence(
+                    SeqOp::CurrentSetting,
+                    String::new(),
+                    vec![lit(t(s.name)), lit(b(true))],
+                );
+                func(
+                    "setting_in_base_unit",
+                    f_setting_in_base_unit,
+                    DataType::Text,
+                    vec![lit(t(s.name)), shown],
+                )
+                .0
+            };
+            let enumvals = if s.enumvals.is_empty() {
+                Value::Null
+            } else {
+                t(&format!("{{{}}}", s.enumvals.join(",")))
+            };
+            vec![
+                lit(t(s.name)),
+                current(),
+                opt(s.unit),
+                lit(t(s.category)),
+                lit(t(s.short_desc)),
+                lit(Value::Null),
+                lit(t(s.context)),
+                lit(t(s.vartype)),
+                Expr::Case {
+                    operand: Some(Box::new(current())),
+                    whens: vec![(lit(t(s.boot_val)), lit(t("default")))],
+                    otherwise: Some(Box::new(lit(t("session")))),
+                },
+                opt(s.min_val),
+                opt(s.max_val),
+                lit(enumvals),
+                lit(t(s.boot_val)),
+                lit(t(s.boot_val)),
+                lit(Value::Null),
+                lit(Value::Null),
+                lit(b(false)),
+            ]
+        })
+        .collect();
+    (cols, rows)
+}
+
+fn f_setting_in_base_unit(a: &[Value], _: &FnContext) -> Result<Value> {
+    match (a.first(), a.get(1)) {
+        (Some(Value::Text(name)), Some(Value::Text(shown))) => {
+            Ok(Value::Text(crate::settings::in_base_unit(name, shown)))
+        }
+        _ => Ok(Value::Null),
+    }
+}
+
+/// Bytes a relation takes, as the size functions report it: its entries' keys and values,
+/// rounded up to whole 8 kB pages. Keyed by oid: tables, their primary keys (the key bytes of
+/// the table) and secondary indexes.
+fn relation_sizes(txn: &mut dyn Transaction) -> Result<Vec<(i64, i64)>> {
+    const PAGE: i64 = 8192;
+    let pages = |bytes: i64| (bytes + PAGE - 1) / PAGE * PAGE;
+    let mut out = Vec::new();
+    for table in catalog::tables(txn)? {
+        let (mut keys, mut values) = (0i64, 0i64);
+        if txn.tree_exists(&table.tree()) {
+            crate::kv::for_each_entry(txn, &table.tree(), &mut |_, k, v| {
+                keys += k.len() as i64;
+                values += v.len() as i64;
+                Ok(())
+            })?;
+        }
+        out.push((table_oid(&table), pages(keys + values)));
+        if !table.primary_key.is_empty() {
+            out.push((PKEY_OID_BASE + table.id as i64, pages(keys)));
+        }
+        for ix in &table.indexes {
+            let mut bytes = 0i64;
+            if txn.tree_exists(&ix.tree()) {
+                crate::kv::for_each_entry(txn, &ix.tree(), &mut |_, k, v| {
+                    bytes += (k.len() + v.len()) as i64;
+                    Ok(())
+                })?;
+            }
+            out.push((FIRST_USER_OID + ix.id as i64, pages(bytes)));
+        }
+    }
+    Ok(out)
+}
+
+/// `pg_size_pretty(bigint)`: bytes, kB, MB, GB, TB or PB, rounded half away from zero, as
+/// PostgreSQL 15 writes them (a unit is used from 10240 of the one below).
+pub fn size_pretty(size: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    if size.abs() < LIMIT {
+        return format!("{size} bytes");
+    }
+    // One extra bit kept for rounding.
+    let mut v = size >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if v.abs() < LIMIT2 {
+            return format!("{} {unit}", half_rounded(v));
+        }
+        v >>= 10;
+    }
+    format!("{} PB", half_rounded(v))
+}
+
+fn f_size_pretty(a: &[Value], _: &FnContext) -> Result<Value> {
+    match a.first() {
+        Some(v) => match v.as_i64() {
+            Some(n) => Ok(Value::Text(size_pretty(n))),
+            None => Ok(Value::Null),
+        },
+        None => Ok(Value::Null),
+    }
+}
+
+/// The oid of the relation `name` names (`'t'::regclass`, `'public.t'`): a table, view,
+/// index or system relation. 42P01 when there is none.
+pub fn regclass_oid(txn: &mut dyn Transaction, name: &str) -> Result<i64> {
+    let bare = name.trim();
+    let (schema, rel) = match bare.rsplit_once('.') {
+        Some((s, r)) => (Some(s.trim_matches('"')), r),
+        None => (None, bare),
+    };
+    let rel = if rel.starts_with('"') {
+        rel.trim_matches('"').to_string()
+    } else {
+        rel.to_lowercase()
+    };
+    if !matches!(schema, Some("pg_catalog") | Some("information_schema")) {
+        if let Some(table) = catalog::table(txn, &rel)? {
+            return Ok(table_oid(&table));
+        }
+        if catalog::view(txn, &rel)?.is_some() {
+            return Ok(view_oid(&rel));
+        }
+        let indexes: Vec<IndexInfo> = catalog::tables(txn)?.iter().flat_map(indexes_of).collect();
+        if let Some(ix) = indexes.iter().find(|ix| ix.name == rel) {
+            return Ok(ix.oid);
+        }
+    }
+    if schema != Some("public") && schema != Some("information_schema") {
+        let class = pg_catalog(txn, "pg_class")?;
+        if let Some(row) = class
+            .rows
+            .iter()
+            .find(|r| matches!(&r[1], Value::Text(n) if *n == rel))
+        {
+            if let Value::Int8(oid) = row[0] {
+                return Ok(oid);
+            }
+        }
+    }
+    bail!(UNDEFINED_TABLE, "relation \"{bare}\" does not exist")
 }
 
 fn namespaces() -> Vec<(i64, &'static str)> {
@@ -586,6 +810,9 @@ fn pg_catalog(txn: &mut dyn Transaction, name: &str) -> Result<Rel> {
                 ("attgenerated", TEXT),
                 ("attisdropped", BOOL),
                 ("attcollation", OID),
+                ("attstorage", TEXT),
+                ("attcompression", TEXT),
+                ("attstattarget", INT2),
             ];
             let mut rows = Vec::new();
             for tb in &tables {
@@ -604,6 +831,9 @@ fn pg_catalog(txn: &mut dyn Transaction, name: &str) -> Result<Rel> {
                         t(""),
                         b(false),
                         i(0),
+                        t(storage_of(&c.ty)),
+                        t(""),
+                        Value::Int2(-1),
                     ]);
                 }
                 for ix in indexes_of(tb) {
@@ -622,6 +852,9 @@ fn pg_catalog(txn: &mut dyn Transaction, name: &str) -> Result<Rel> {
                                 t(""),
                                 b(false),
                                 i(0),
+                                t(storage_of(&col.ty)),
+                                t(""),
+                                Value::Int2(-1),
                             ]);
                         }
                     }
@@ -695,6 +928,10 @@ fn pg_catalog(txn: &mut dyn Transaction, name: &str) -> Result<Rel> {
                 ("datistemplate", BOOL),
                 ("datallowconn", BOOL),
                 ("datacl", TEXT),
+                ("datlocprovider", TEXT),
+                ("daticulocale", TEXT),
+                ("datconnlimit", INT4),
+                ("dattablespace", OID),
             ],
             rows: vec![vec![
                 i(5),
@@ -706,6 +943,10 @@ fn pg_catalog(txn: &mut dyn Transaction, name: &str) -> Result<Rel> {
                 b(false),
                 b(true),
                 Value::Null,
+                t("c"),
+                Value::Null,
+                Value::Int4(-1),
+                i(1663),
             ]],
         },
         "pg_roles" | "pg_user" | "pg_authid" => Rel {
@@ -893,6 +1134,25 @@ fn pg_catalog(txn: &mut dyn Transaction, name: &str) -> Result<Rel> {
                 ("classoid", OID),
                 ("objsubid", INT4),
                 ("description", TEXT),
+            ],
+            rows: vec![],
+        },
+        "pg_rewrite" => Rel {
+            cols: vec![
+                ("oid", OID),
+                ("rulename", TEXT),
+                ("ev_class", OID),
+                ("ev_type", TEXT),
+                ("is_instead", BOOL),
+            ],
+            rows: vec![],
+        },
+        "pg_auth_members" => Rel {
+            cols: vec![
+                ("roleid", OID),
+                ("member", OID),
+                ("grantor", OID),
+                ("admin_option", BOOL),
             ],
             rows: vec![],
         },
@@ -1131,6 +1391,14 @@ pub fn is_catalog_function(name: &str) -> bool {
             | "pg_get_statisticsobjdef_columns"
             | "has_table_privilege"
             | "pg_is_in_recovery"
+            | "pg_table_size"
+            | "pg_relation_size"
+            | "pg_total_relation_size"
+            | "pg_indexes_size"
+            | "pg_database_size"
+            | "pg_size_pretty"
+            | "pg_get_viewdef"
+            | "pg_get_ruledef"
             | "array_to_string"
             | "array_upper"
             | "text_array_element"
@@ -1353,6 +1621,92 @@ pub fn bind_function(
             func(name, ret, DataType::Bool, exprs(args))
         }
         "pg_is_in_recovery" => func(name, f_false, DataType::Bool, vec![]),
+        "pg_table_size"
+        | "pg_relation_size"
+        | "pg_total_relation_size"
+        | "pg_indexes_size"
+        | "pg_database_size" => {
+            // pg_relation_size(oid[, fork]) counts the main fork: the same as the table's.
+            arity(1, 2)?;
+            let (o, ot) = match args.swap_remove(0) {
+                // The argument is a regclass: a name literal names the relation.
+                (Expr::Literal(Value::Text(n)), _) => (
+                    Expr::Literal(Value::Int8(regclass_oid(txn, &n)?)),
+                    DataType::Int8,
+                ),
+                other => other,
+            };
+            let sizes = relation_sizes(txn)?;
+            let tables = catalog::tables(txn)?;
+            let index_total = |t: &Table| -> i64 {
+                let mut oids: Vec<i64> = t
+                    .indexes
+                    .iter()
+                    .map(|ix| FIRST_USER_OID + ix.id as i64)
+                    .collect();
+                if !t.primary_key.is_empty() {
+                    oids.push(PKEY_OID_BASE + t.id as i64);
+                }
+                sizes
+                    .iter()
+                    .filter(|(o, _)| oids.contains(o))
+                    .map(|(_, s)| s)
+                    .sum()
+            };
+            let map: Vec<(i64, i64)> = match name {
+                "pg_database_size" => {
+                    let total = sizes.iter().map(|(_, s)| s).sum();
+                    return Ok((Expr::Literal(Value::Int8(total)), DataType::Int8));
+                }
+                "pg_indexes_size" => tables
+                    .iter()
+                    .map(|t| (table_oid(t), index_total(t)))
+                    .collect(),
+                "pg_total_relation_size" => {
+                    let mut m = sizes.clone();
+                    for t in &tables {
+                        let extra = index_total(t);
+                        if let Some(e) = m.iter_mut().find(|(o, _)| *o == table_oid(t)) {
+                            e.1 += extra;
+                        }
+                    }
+                    m
+                }
+                _ => sizes,
+            };
+            let whens = map
+                .into_iter()
+                .map(|(k, v)| (Expr::Literal(Value::Int8(k)), Expr::Literal(Value::Int8(v))))
+                .collect();
+            (
+                Expr::Case {
+                    operand: Some(Box::new(as_int8(o, &ot))),
+                    whens,
+                    // Relations without storage (views, system relations) are 0, not NULL.
+                    otherwise: Some(Box::new(Expr::Literal(Value::Int8(0)))),
+                },
+                DataType::Int8,
+            )
+        }
+        "pg_get_viewdef" => {
+            // The view's query as stored (PostgreSQL re-deparses and pretty-prints it).
+            arity(1, 2)?;
+            let (o, ot) = args.swap_remove(0);
+            let map = catalog::views(txn)?
+                .into_iter()
+                .map(|v| (view_oid(&v.name), format!(" {};", v.query)))
+                .collect();
+            lookup(o, &ot, map)
+        }
+        "pg_get_ruledef" => {
+            arity(1, 2)?;
+            func(name, f_null, DataType::Text, exprs(args))
+        }
+        "pg_size_pretty" => {
+            arity(1, 1)?;
+            let (e, et) = args.swap_remove(0);
+            func(name, f_size_pretty, DataType::Text, vec![as_int8(e, &et)])
+        }
         "pg_get_userbyid" => {
             arity(1, 1)?;
             func(name, f_postgres, DataType::Text, exprs(args))
@@ -1497,6 +1851,17 @@ mod tests {
             Some("numeric(12,2)")
         );
         assert_eq!(type_name_of_oid(1042, 88).as_deref(), Some("character(84)"));
+    }
+
+    #[test]
+    fn sizes_are_pretty_as_in_postgresql() {
+        assert_eq!(size_pretty(0), "0 bytes");
+        assert_eq!(size_pretty(10239), "10239 bytes");
+        assert_eq!(size_pretty(10240), "10 kB");
+        assert_eq!(size_pretty(16384), "16 kB");
+        assert_eq!(size_pretty(10 * 1024 * 1024), "10 MB");
+        assert_eq!(size_pretty(-20000), "-20 kB");
+        assert_eq!(size_pretty(1 << 50), "1024 TB");
     }
 
     #[test]

@@ -1013,3 +1013,456 @@ fn idle_in_transaction_timeout_closes_the_session_and_rolls_back() {
     assert!(got.iter().all(|m| m.kind != b'E'));
     assert_eq!(first_values(&other.query("SELECT v FROM k")), ["1"]);
 }
+
+
+/// `SET`, `SHOW`, `current_setting()`, `set_config()` and `pg_settings` read and write one set
+/// of values; unknown parameters fail with 42704 as in PostgreSQL; `set_config(.., true)` ends
+/// with its transaction.
+#[test]
+fn settings_agree_across_show_set_current_setting_set_config_and_pg_settings() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = server.client().await;
+        let one = |sql: &'static str| {
+            let c = &c;
+            async move {
+                let r = c.simple_query(sql).await.unwrap();
+                r.iter()
+                    .find_map(|m| match m {
+                        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            }
+        };
+        assert_eq!(one("SELECT current_setting('DateStyle')").await, "ISO, MDY");
+        assert_eq!(
+            one("SELECT current_setting('server_version_num')").await,
+            "150000"
+        );
+        c.batch_execute("SET statement_timeout = 1500")
+            .await
+            .unwrap();
+        assert_eq!(one("SHOW statement_timeout").await, "1500ms");
+        assert_eq!(
+            one("SELECT current_setting('statement_timeout')").await,
+            "1500ms"
+        );
+        assert_eq!(
+            one("SELECT setting || ' ' || unit FROM pg_settings WHERE name = 'statement_timeout'")
+                .await,
+            "1500 ms"
+        );
+        assert_eq!(
+            one("SELECT set_config('statement_timeout', '5s', false)").await,
+            "5s"
+        );
+        assert_eq!(one("SHOW statement_timeout").await, "5s");
+        assert_eq!(
+            one("SELECT source FROM pg_settings WHERE name = 'statement_timeout'").await,
+            "session"
+        );
+        // Parameterised, through the extended protocol.
+        let r = c
+            .query_one("SELECT current_setting($1)", &[&"TimeZone"])
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, String>(0), "UTC");
+
+        // Unknown parameters, custom ones, missing_ok.
+        for sql in [
+            "SELECT current_setting('no_such_setting')",
+            "SELECT set_config('no_such_setting', '1', false)",
+            "SHOW no_such_setting",
+            "SELECT current_setting('my.unset')",
+        ] {
+            let e = c.simple_query(sql).await.unwrap_err();
+            assert_eq!(sqlstate(&e), "42704", "{sql}: {e}");
+            let db = e.as_db_error().expect("a server error");
+            assert!(
+                db.message()
+                    .starts_with("unrecognized configuration parameter \""),
+                "{}",
+                db.message()
+            );
+        }
+        assert_eq!(
+            one("SELECT coalesce(current_setting('no_such_setting', true), 'none')").await,
+            "none"
+        );
+        assert_eq!(one("SELECT set_config('my.key', 'v1', false)").await, "v1");
+        assert_eq!(one("SHOW my.key").await, "v1");
+        let e = c
+            .simple_query("SELECT set_config('server_version', '1', false)")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "55P02", "{e}");
+
+        // is_local: until the end of the transaction.
+        c.batch_execute("BEGIN").await.unwrap();
+        assert_eq!(
+            one("SELECT set_config('application_name', 'inside', true)").await,
+            "inside"
+        );
+        assert_eq!(one("SHOW application_name").await, "inside");
+        c.batch_execute("COMMIT").await.unwrap();
+        assert_eq!(one("SHOW application_name").await, "");
+        // Outside a block, a local value lasts only for its own statement's transaction.
+        one("SELECT set_config('my.key', 'v2', true)").await;
+        assert_eq!(one("SHOW my.key").await, "v1");
+
+        // SET default_transaction_isolation through set_config takes effect.
+        one("SELECT set_config('default_transaction_isolation', 'serializable', false)").await;
+        assert_eq!(one("SHOW transaction_isolation").await, "read committed");
+        assert_eq!(
+            one("SELECT setting FROM pg_settings WHERE name = 'default_transaction_isolation'")
+                .await,
+            "serializable"
+        );
+    });
+}
+
+async fn m_rows(c: &Client) -> Vec<i32> {
+    let r = c.query("SELECT a FROM m ORDER BY a", &[]).await.unwrap();
+    r.iter().map(|r| r.get::<_, i32>(0)).collect()
+}
+
+/// A simple-protocol Query of several statements is one implicit transaction (as psql -c
+/// 'a; b' and PostgreSQL): an error undoes the statements before it, BEGIN turns it into an
+/// explicit block, COMMIT ends it, SAVEPOINT is refused.
+#[test]
+fn a_multi_statement_query_is_one_implicit_transaction() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = server.client().await;
+        c.batch_execute("CREATE TABLE m (a INT)").await.unwrap();
+
+        let e = c
+            .simple_query("INSERT INTO m VALUES (1); SELECT 1/0")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "22012", "{e}");
+        assert_eq!(m_rows(&c).await, Vec::<i32>::new());
+
+        // COMMIT ends the implicit block; the statements after it start a new one.
+        let e = c
+            .simple_query("INSERT INTO m VALUES (2); COMMIT; INSERT INTO m VALUES (3); SELECT 1/0")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "22012", "{e}");
+        assert_eq!(m_rows(&c).await, vec![2]);
+
+        // BEGIN makes it an explicit block, left failed by the error (the INSERT before
+        // BEGIN belongs to it too).
+        let e = c
+            .simple_query(
+                "INSERT INTO m VALUES (4); BEGIN; INSERT INTO m VALUES (5); SELECT 1/0; \
+                 INSERT INTO m VALUES (6)",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "22012", "{e}");
+        let e = c.simple_query("SELECT 1").await.unwrap_err();
+        assert_eq!(sqlstate(&e), "25P02", "{e}");
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(m_rows(&c).await, vec![2]);
+
+        // BEGIN ... COMMIT inside one Query, then an error: the block stays committed.
+        let e = c
+            .simple_query("BEGIN; INSERT INTO m VALUES (7); COMMIT; SELECT 1/0")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "22012", "{e}");
+        assert_eq!(m_rows(&c).await, vec![2, 7]);
+
+        let e = c.simple_query("SAVEPOINT a; SELECT 1").await.unwrap_err();
+        assert_eq!(sqlstate(&e), "25P01", "{e}");
+
+        // All succeed: all committed, and the session is idle again.
+        c.simple_query("INSERT INTO m VALUES (8); INSERT INTO m VALUES (9)")
+            .await
+            .unwrap();
+        assert_eq!(m_rows(&c).await, vec![2, 7, 8, 9]);
+        c.batch_execute("BEGIN; INSERT INTO m VALUES (10)")
+            .await
+            .unwrap();
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(m_rows(&c).await, vec![2, 7, 8, 9]);
+    });
+}
+
+/// A statement waiting for another transaction's row lock is stopped by statement_timeout and
+/// by a CancelRequest (57014), while the lock is still held; the holder is unaffected.
+#[test]
+fn cancel_and_statement_timeout_stop_a_row_lock_wait() {
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let holder = server.client().await;
+        let waiter = server.client().await;
+        holder
+            .batch_execute(
+                "CREATE TABLE acct (id INT PRIMARY KEY, v INT); INSERT INTO acct VALUES (1, 0)",
+            )
+            .await
+            .unwrap();
+        holder
+            .batch_execute("BEGIN; UPDATE acct SET v = 1 WHERE id = 1")
+            .await
+            .unwrap();
+        // Generous bound: without the fix the wait lasts until the holder commits, never here.
+        let bounded = |f| tokio::time::timeout(Duration::from_secs(120), f);
+
+        waiter
+            .batch_execute("SET statement_timeout = '200ms'")
+            .await
+            .unwrap();
+        let e = bounded(waiter.simple_query("UPDATE acct SET v = 2 WHERE id = 1"))
+            .await
+            .expect("statement_timeout did not stop the lock wait")
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        waiter
+            .batch_execute("SET statement_timeout = 0")
+            .await
+            .unwrap();
+
+        let token = waiter.cancel_token();
+        let canceller = tokio::spawn(async move {
+            for _ in 0..600 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = token.cancel_query(NoTls).await;
+            }
+        });
+        let e = bounded(waiter.simple_query("UPDATE acct SET v = 3 WHERE id = 1"))
+            .await
+            .expect("CancelRequest did not stop the lock wait")
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "57014", "{e}");
+        canceller.abort();
+        let _ = canceller.await;
+
+        // The holder's transaction is intact and commits; then the row is free.
+        holder.batch_execute("COMMIT").await.unwrap();
+        let mut done = false;
+        for _ in 0..3 {
+            if waiter
+                .execute("UPDATE acct SET v = 4 WHERE id = 1", &[])
+                .await
+                .is_ok()
+            {
+                done = true;
+                break;
+            }
+        }
+        assert!(done, "the row stayed locked after the holder committed");
+        let r = holder
+            .query_one("SELECT v FROM acct WHERE id = 1", &[])
+            .await
+            .unwrap();
+        assert_eq!(r.get::<_, i32>(0), 4);
+    });
+}
+
+/// psql 15's `\d+`, `\dt+`, `\di+`, `\l`, `\dn` and `\du` run their catalog queries (unnest,
+/// pg_table_size, pg_size_pretty, regclass names, pg_auth_members, ...) and print what
+/// PostgreSQL prints for the same objects, sizes aside.
+#[test]
+fn psql_describe_plus_and_listings() {
+    let Some(psql) = pg_tool("psql") else {
+        eprintln!("psql not installed: skipped");
+        return;
+    };
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    let port = server.port.to_string();
+    let base = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "-c",
+        "CREATE TABLE t (a INT PRIMARY KEY, b TEXT, n NUMERIC(10,2))",
+        "-c",
+        "CREATE INDEX ti ON t (b)",
+        "-c",
+        "INSERT INTO t VALUES (1, 'x', 1.5)",
+    ]);
+    run_tool(&psql, &args);
+    let describe = |cmd: &str| {
+        let mut args = base.to_vec();
+        args.extend(["-c", cmd]);
+        run_tool(&psql, &args)
+    };
+    let out = describe("\\d+ t");
+    assert!(out.contains("Table \"public.t\""), "{out}");
+    assert!(
+        out.contains(
+            " Column |     Type      | Collation | Nullable | Default | Storage  | Compression | Stats target | Description "
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(" a      | integer       |           | not null |         | plain    |"),
+        "{out}"
+    );
+    assert!(
+        out.contains(" b      | text          |           |          |         | extended |"),
+        "{out}"
+    );
+    assert!(out.contains("| main     |"), "{out}");
+    assert!(out.contains("\"ti\" btree (b)"), "{out}");
+    assert!(out.contains("Access method: heap"), "{out}");
+
+    let out = describe("\\dt+");
+    assert!(
+        out.contains(" Schema | Name | Type  |  Owner   | Persistence | Access method |"),
+        "{out}"
+    );
+    assert!(
+        out.contains(" public | t    | table | postgres | permanent   | heap          |"),
+        "{out}"
+    );
+    assert!(out.contains(" bytes |") || out.contains(" kB |"), "{out}");
+    let out = describe("\\di+");
+    assert!(
+        out.contains(" public | ti     | index | postgres | t     | permanent   | btree         |"),
+        "{out}"
+    );
+    let out = describe("\\l");
+    assert!(out.contains("List of databases"), "{out}");
+    assert!(out.contains(" postgres | postgres | UTF8     |"), "{out}");
+    let out = describe("\\dn");
+    assert!(out.contains(" public | postgres"), "{out}");
+    let out = describe("\\du");
+    assert!(out.contains("List of roles"), "{out}");
+    assert!(out.contains(" postgres  | Superuser"), "{out}");
+    let out = describe("SELECT 't'::regclass::oid > 0 AS found, pg_size_pretty(10240::bigint)");
+    assert!(out.contains(" t     | 10 kB"), "{out}");
+}
+
+/// The server's TLS (rustls) with a certificate made for the test: psql connects with
+/// sslmode=require and the connection is encrypted; a plain connection is still accepted (TLS
+/// is offered, not required); a server without a certificate refuses sslmode=require.
+#[test]
+fn tls_with_a_configured_certificate() {
+    let Some(psql) = pg_tool("psql") else {
+        eprintln!("psql not installed: skipped");
+        return;
+    };
+    let Some(openssl) = pg_tool("openssl") else {
+        eprintln!("openssl not installed: skipped");
+        return;
+    };
+    let dir = data_dir();
+    let cert = dir.path().join("server.crt");
+    let key = dir.path().join("server.key");
+    let made = Command::new(&openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let conn = |port: u16, mode: &str| {
+        format!("host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode={mode}")
+    };
+    let out = run_tool(
+        &psql,
+        &[
+            "-X",
+            "-d",
+            &conn(server.port, "require"),
+            "-c",
+            "\\conninfo",
+            "-c",
+            "SELECT 41 + 1",
+        ],
+    );
+    assert!(out.contains("SSL connection (protocol: TLSv1."), "{out}");
+    assert!(out.contains("42"), "{out}");
+    let out = run_tool(
+        &psql,
+        &[
+            "-X",
+            "-d",
+            &conn(server.port, "disable"),
+            "-c",
+            "\\conninfo",
+        ],
+    );
+    assert!(!out.contains("SSL connection"), "{out}");
+
+    let plain_dir = data_dir();
+    let plain = Server::start(plain_dir.path(), &[]);
+    let refused = Command::new(&psql)
+        .args(["-X", "-d", &conn(plain.port, "require"), "-c", "SELECT 1"])
+        .output()
+        .expect("run psql");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("server does not support SSL"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+/// psycopg 3 (from PyPI) connects and runs parameterised queries (text and binary), the common
+/// types with NULLs, rollback, `with conn.transaction()`, executemany and `cursor.copy`:
+/// tools/tests/scripts/psycopg_client.py. Skipped with a note when psycopg is not installed.
+#[test]
+fn psycopg_connects_binds_parameters_and_runs_transactions_and_copy() {
+    let has_psycopg = Command::new("python3")
+        .args(["-c", "import psycopg"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_psycopg {
+        eprintln!("python3 with psycopg not installed: skipped");
+        return;
+    }
+    let dir = data_dir();
+    let server = Server::start(dir.path(), &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/psycopg_client.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(server.port.to_string())
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "psycopg script failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}

@@ -113,7 +113,13 @@ impl Connection {
             return Err(fatal("53300", "sorry, too many clients already"));
         }
         let _ = self.has_slot.set(());
+        let app = client
+            .metadata()
+            .get("application_name")
+            .cloned()
+            .unwrap_or_default();
         let defaults = vec![
+            ("application_name".to_string(), app.clone()),
             ("statement_timeout".to_string(), "0".to_string()),
             (
                 "idle_in_transaction_session_timeout".to_string(),
@@ -148,11 +154,6 @@ impl Connection {
         client
             .feed(PgWireBackendMessage::Authentication(Authentication::Ok))
             .await?;
-        let app = client
-            .metadata()
-            .get("application_name")
-            .cloned()
-            .unwrap_or_default();
         for (k, v) in [
             ("server_version", super::SERVER_VERSION.to_string()),
             ("server_encoding", "UTF8".to_string()),

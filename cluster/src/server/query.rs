@@ -10,6 +10,11 @@
 //! - Every SQL error reaches the client as an ErrorResponse with its SQLSTATE (and position);
 //!   in the simple protocol the remaining statements of the Query are skipped, in the extended
 //!   protocol pgwire then discards messages until Sync.
+//! - A Query of several statements runs as one implicit transaction, as in PostgreSQL
+//!   ([`Session::begin_implicit`]): an error rolls back everything the Query did outside an
+//!   explicit block; BEGIN inside it turns it into a block; COMMIT/ROLLBACK end it and the
+//!   statements after them start a new one. A COPY FROM STDIN in the middle keeps it open
+//!   until the COPY and the statements after it are done (or the COPY fails).
 //! - ReadyForQuery always reports the session's real transaction status, as the session
 //!   thread last saw it (idle, in a block, failed).
 //! - All SQL runs on the connection's own thread ([`super::worker`]), inline: a statement that
@@ -247,10 +252,13 @@ where
                 vec![0; columns.max(0) as usize],
             )))
             .await?;
-        for chunk in data.as_bytes().chunks(64 << 10) {
+        // One CopyData per line, as PostgreSQL sends one per row: clients such as psycopg's
+        // `Copy.rows()` parse each message as one row. (A CSV field with a newline spans two
+        // messages; clients that concatenate the data, as for CSV they must, are unaffected.)
+        for line in data.as_bytes().split_inclusive(|b| *b == b'\n') {
             client
                 .feed(PgWireBackendMessage::CopyData(CopyData::new(
-                    bytes::Bytes::copy_from_slice(chunk),
+                    bytes::Bytes::copy_from_slice(line),
                 )))
                 .await?;
         }
@@ -335,7 +343,7 @@ fn role_statement(
     if !is_role {
         return None;
     }
-    if session.status() != TxnStatus::Idle {
+    if session.status() != TxnStatus::Idle && !session.in_implicit() {
         return Some(Err(role_error(
             "25001",
             "role statements cannot run inside a transaction block".into(),
@@ -401,10 +409,13 @@ fn role_statement(
     })())
 }
 
+/// Runs the statements of one Query; with `implicit`, as one implicit transaction (see the
+/// module doc).
 fn run_statements(
     session: &mut Session,
     users: &Users,
     stmts: Vec<ast::Statement>,
+    implicit: bool,
 ) -> SimpleOutcome {
     let mut out = SimpleOutcome {
         results: Vec::new(),
@@ -414,6 +425,13 @@ fn run_statements(
     };
     let mut iter = stmts.into_iter();
     while let Some(s) = iter.next() {
+        let begins = matches!(s, ast::Statement::StartTransaction { .. });
+        if implicit && !begins && session.status() == TxnStatus::Idle {
+            if let Err(e) = session.begin_implicit() {
+                out.error = Some(e);
+                return out;
+            }
+        }
         if is_copy_from_stdin(&s) {
             if session.status() == TxnStatus::Failed {
                 out.error = Some(Error::new(
@@ -433,11 +451,22 @@ fn run_statements(
             Ok(r) => out.results.push(r),
             Err(e) => {
                 out.error = Some(e);
+                abort_implicit(session);
                 return out;
             }
         }
     }
+    if let Err(e) = session.end_implicit(true) {
+        out.error = Some(e);
+    }
     out
+}
+
+/// Rolls back the implicit transaction of a Query after an error (a no-op outside one).
+fn abort_implicit(session: &mut Session) {
+    if let Err(e) = session.end_implicit(false) {
+        tracing::warn!(error = %e, "rollback of an implicit transaction failed");
+    }
 }
 
 fn run_simple(session: &mut Session, users: &Users, sql: &str) -> SimpleOutcome {
@@ -462,7 +491,10 @@ fn run_simple(session: &mut Session, users: &Users, sql: &str) -> SimpleOutcome 
             copy: None,
             empty: true,
         },
-        Ok(stmts) => run_statements(session, users, stmts),
+        Ok(stmts) => {
+            let implicit = stmts.len() > 1;
+            run_statements(session, users, stmts, implicit)
+        }
         Err(e) => SimpleOutcome {
             results: Vec::new(),
             error: Some(e),
@@ -1054,8 +1086,15 @@ impl CopyHandler for Connection {
                     s.execute_prepared(&p, &params)
                 };
                 let outcome = match &copied {
-                    Ok(_) if !rest.is_empty() => Some(run_statements(s, &server.users, rest)),
-                    _ => None,
+                    Ok(_) if !rest.is_empty() || s.in_implicit() => {
+                        let implicit = s.in_implicit();
+                        Some(run_statements(s, &server.users, rest, implicit))
+                    }
+                    Ok(_) => None,
+                    Err(_) => {
+                        abort_implicit(s);
+                        None
+                    }
                 };
                 (copied, outcome)
             })
@@ -1085,6 +1124,8 @@ impl CopyHandler for Connection {
     {
         self.query_state().copy = None;
         if let Ok(worker) = self.worker() {
+            // The COPY's Query may have opened an implicit transaction: it fails with the COPY.
+            let _ = worker.run(abort_implicit);
             client.set_transaction_status(wire_status(worker.status()));
         }
         protocol_error("57014", format!("COPY from stdin failed: {}", fail.message))

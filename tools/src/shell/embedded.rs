@@ -96,7 +96,8 @@ fn db_error(e: strata::Error) -> DbError {
 /// A query result as the shell prints it.
 fn statement_output(r: QueryResult) -> StatementOutput {
     let tag = r.tag.clone();
-    let rows = (!r.columns.is_empty()).then_some(ResultRows::Values(r));
+    // COPY TO STDOUT names its columns too, but its output is the COPY data, not rows.
+    let rows = (!r.columns.is_empty() && r.copy_out.is_none()).then_some(ResultRows::Values(r));
     StatementOutput { rows, tag }
 }
 
