@@ -155,7 +155,19 @@ fn empty_statements_do_nothing_and_syntax_errors_fail_the_transaction() {
     tx.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
     assert_eq!(tx.execute("", &[]).unwrap(), 0);
     assert_eq!(tx.execute(" -- only a comment", &[]).unwrap(), 0);
+
     drop(tx);
+    assert_eq!(count(), 0, "the transaction was rolled back, not committed");
+    // The same for an empty prepared statement.
+    let mut conn = db.connect();
+    conn.execute("BEGIN", &[]).unwrap();
+    conn.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+    let empty = conn.session().prepare("", &[]).unwrap();
+    assert_eq!(
+        conn.session().execute_prepared(&empty, &[]).unwrap().tag,
+        ""
+    );
+    drop(conn);
     assert_eq!(count(), 0, "the transaction was rolled back, not committed");
     // A syntax error fails the block, as any other error does.
     let mut tx = db.transaction().unwrap();

@@ -1014,7 +1014,6 @@ fn idle_in_transaction_timeout_closes_the_session_and_rolls_back() {
     assert_eq!(first_values(&other.query("SELECT v FROM k")), ["1"]);
 }
 
-
 /// `SET`, `SHOW`, `current_setting()`, `set_config()` and `pg_settings` read and write one set
 /// of values; unknown parameters fail with 42704 as in PostgreSQL; `set_config(.., true)` ends
 /// with its transaction.
