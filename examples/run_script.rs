@@ -33,6 +33,7 @@ fn main() {
     let start = Instant::now();
     let (mut statements, mut rows) = (0u64, 0u64);
     let mut sql = String::new();
+    let mut text = String::new();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for line in std::io::stdin().lock().lines() {
         let line = match line {
@@ -51,11 +52,15 @@ fn main() {
             Ok(r) => {
                 rows += r.len() as u64;
                 for row in &r {
-                    for i in 0..row.len() {
-                        let sep = if i == 0 { "" } else { "|" };
-                        let _ = write!(out, "{sep}{}", row.text(i).unwrap_or_default());
+                    text.clear();
+                    for (i, v) in row.values().iter().enumerate() {
+                        if i > 0 {
+                            text.push('|');
+                        }
+                        v.write_text(&mut text); // (NULL writes nothing)
                     }
-                    let _ = writeln!(out);
+                    text.push('\n');
+                    let _ = out.write_all(text.as_bytes());
                 }
             }
             Err(e) => {
