@@ -36,7 +36,8 @@
 //!
 //! BUFFER POOL. A hash map from page id to frame and a clock over the frames. Readers get an
 //! `Arc` of the page: holding it pins the page (the clock skips frames whose `Arc` is shared).
-//! Writers hold the store's exclusive lock and `take` a page out of the pool, change it, and
+//! A hit takes the pool's lock shared (its reference bit is atomic), so readers never wait on
+//! one another; loads and evictions take it exclusive. Writers hold the store's exclusive lock and `take` a page out of the pool, change it, and
 //! `put` it back dirty, so no page is ever changed while someone reads it. The bound is soft:
 //! if every frame is pinned, the pool grows past it until pins are released. Evicting a dirty
 //! page writes the run of contiguous dirty unpinned pages around it in one device call (they stay
@@ -47,8 +48,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use strata_storage::BlockDevice;
 
@@ -97,7 +98,8 @@ struct Frame {
     id: PageId,
     data: Option<Arc<Vec<u8>>>,
     dirty: bool,
-    referenced: bool,
+    /// Set by readers under the pool's shared lock; cleared by the clock.
+    referenced: AtomicBool,
 }
 
 /// Page buffers kept from evicted frames for the next loads, at most.
@@ -138,10 +140,11 @@ impl Pool {
         }
     }
 
-    fn get(&mut self, id: PageId) -> Option<Arc<Vec<u8>>> {
+    /// A cached page (a hit takes only the pool's shared lock).
+    fn get(&self, id: PageId) -> Option<Arc<Vec<u8>>> {
         let &slot = self.map.get(&id)?;
-        let frame = &mut self.frames[slot];
-        frame.referenced = true;
+        let frame = &self.frames[slot];
+        frame.referenced.store(true, Ordering::Relaxed);
         frame.data.clone()
     }
 
@@ -163,7 +166,7 @@ impl Pool {
             id,
             data: Some(data),
             dirty,
-            referenced: true,
+            referenced: AtomicBool::new(true),
         };
         let slot = match self.empty.pop() {
             Some(slot) => {
@@ -192,8 +195,8 @@ impl Pool {
             if Arc::strong_count(data) > 1 {
                 continue;
             }
-            if frame.referenced {
-                frame.referenced = false;
+            if *frame.referenced.get_mut() {
+                *frame.referenced.get_mut() = false;
                 continue;
             }
             return Some(self.hand);
@@ -290,7 +293,9 @@ pub(crate) struct SpaceStats {
 pub(crate) struct Pager {
     device: Arc<dyn BlockDevice>,
     page_size: usize,
-    pool: Mutex<Pool>,
+    /// Shared for hits (readers of cached pages do not wait on one another), exclusive for
+    /// loads, evictions and writers.
+    pool: RwLock<Pool>,
     counters: Counters,
     /// Set when a device write by eviction failed (readers can evict too).
     io_error: Mutex<Option<String>>,
@@ -327,7 +332,7 @@ impl Pager {
             page_size: device.block_size(),
             device_blocks: device.block_count(),
             device,
-            pool: Mutex::new(Pool::new(cache_pages)),
+            pool: RwLock::new(Pool::new(cache_pages)),
             counters: Counters::default(),
             io_error: Mutex::new(None),
             page_count: 2,
@@ -492,12 +497,20 @@ impl Pager {
         self.page_count
     }
 
+    fn pool_shared(&self) -> RwLockReadGuard<'_, Pool> {
+        self.pool.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pool_exclusive(&self) -> RwLockWriteGuard<'_, Pool> {
+        self.pool.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
     }
 
     pub(crate) fn cache_pages(&self) -> usize {
-        lock(&self.pool).capacity
+        self.pool_shared().capacity
     }
 
     /// Pages allocated in the current epoch and still in use: what the next checkpoint makes
@@ -561,8 +574,12 @@ impl Pager {
 
     /// A node page, from the pool or the device (CRC-checked and validated on load).
     pub(crate) fn read(&self, id: PageId, validate: Validate) -> Result<Arc<Vec<u8>>> {
+        if let Some(p) = self.pool_shared().get(id) {
+            bump(&self.counters.hits, 1);
+            return Ok(p);
+        }
         let spare = {
-            let mut pool = lock(&self.pool);
+            let mut pool = self.pool_exclusive();
             if let Some(p) = pool.get(id) {
                 bump(&self.counters.hits, 1);
                 return Ok(p);
@@ -571,7 +588,7 @@ impl Pager {
         };
         bump(&self.counters.misses, 1);
         let page = Arc::new(self.load(id, validate, spare)?);
-        let mut pool = lock(&self.pool);
+        let mut pool = self.pool_exclusive();
         if let Some(p) = pool.get(id) {
             return Ok(p);
         }
@@ -606,7 +623,7 @@ impl Pager {
 
     /// The pool's copy of a page if it is dirty (not yet on the device), for `verify`.
     pub(crate) fn dirty_copy(&self, id: PageId) -> Option<Arc<Vec<u8>>> {
-        let pool = lock(&self.pool);
+        let pool = self.pool_shared();
         let &slot = pool.map.get(&id)?;
         let frame = &pool.frames[slot];
         if frame.dirty {
@@ -877,7 +894,7 @@ mod tests {
         for (i, &id) in ids.iter().enumerate() {
             assert_eq!(pager.read(id, no_check).unwrap()[100], i as u8);
         }
-        assert!(lock(&pager.pool).map.len() <= 8);
+        assert!(pager.pool_shared().map.len() <= 8);
     }
 
     /// A power cut (a torn block write, then a dead device) at every point of a checkpoint:
