@@ -495,12 +495,16 @@ fn run_simple(session: &mut Session, users: &Users, sql: &str) -> SimpleOutcome 
             let implicit = stmts.len() > 1;
             run_statements(session, users, stmts, implicit)
         }
-        Err(e) => SimpleOutcome {
-            results: Vec::new(),
-            error: Some(e),
-            copy: None,
-            empty: false,
-        },
+        Err(e) => {
+            // A syntax error fails an open transaction block, as any error does.
+            session.fail_block();
+            SimpleOutcome {
+                results: Vec::new(),
+                error: Some(e),
+                copy: None,
+                empty: false,
+            }
+        }
     }
 }
 
@@ -690,7 +694,7 @@ impl ExtendedQueryHandler for Connection {
                         empty: false,
                     });
                 }
-                let stmts = strata_sql::parse(&sql)?;
+                let stmts = strata_sql::parse(&sql).inspect_err(|_| s.fail_block())?;
                 if stmts.is_empty() {
                     let prepared = s.prepare("", &[])?;
                     return Ok(Statement {
