@@ -481,6 +481,29 @@ fn run_tool(tool: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// Runs psql as `postgres` against the server on `port`, one `-c` per command, stopping at the
+/// first error (which fails the test); returns its output.
+fn psql_commands(psql: &Path, port: u16, commands: &[&str]) -> String {
+    let port = port.to_string();
+    let mut args = vec![
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+    ];
+    for c in commands {
+        args.extend(["-c", c]);
+    }
+    run_tool(psql, &args)
+}
+
 fn balances(port: u16) -> (i64, i64, i64, i64, i64) {
     runtime().block_on(async {
         let (c, conn) = tokio_postgres::connect(
@@ -579,39 +602,21 @@ fn psql_runs_commands() {
     };
     let dir = data_dir();
     let server = Server::start(dir.path(), &[]);
-    let port = server.port.to_string();
-    let base = [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-U",
-        "postgres",
-        "-d",
-        "postgres",
-        "-X",
-        "-v",
-        "ON_ERROR_STOP=1",
-    ];
-    let mut args = base.to_vec();
-    args.extend([
-        "-c",
-        "CREATE TABLE people (id INT PRIMARY KEY, name TEXT)",
-        "-c",
-        "CREATE INDEX people_name ON people (name)",
-        "-c",
-        "INSERT INTO people VALUES (1, 'ada')",
-        "-c",
-        "SELECT name FROM people",
-    ]);
-    let out = run_tool(&psql, &args);
+    let out = psql_commands(
+        &psql,
+        server.port,
+        &[
+            "CREATE TABLE people (id INT PRIMARY KEY, name TEXT)",
+            "CREATE INDEX people_name ON people (name)",
+            "INSERT INTO people VALUES (1, 'ada')",
+            "SELECT name FROM people",
+        ],
+    );
     assert!(out.contains("INSERT 0 1"), "{out}");
     assert!(out.contains("ada"), "{out}");
 
     // The \d family, through the pg_catalog queries psql sends.
-    let mut args = base.to_vec();
-    args.extend(["-c", "\\dt", "-c", "\\di", "-c", "\\d people"]);
-    let out = run_tool(&psql, &args);
+    let out = psql_commands(&psql, server.port, &["\\dt", "\\di", "\\d people"]);
     assert!(out.contains("people | table | postgres"), "{out}");
     assert!(
         out.contains("people_name | index | postgres | people"),
@@ -1276,35 +1281,16 @@ fn psql_describe_plus_and_listings() {
     };
     let dir = data_dir();
     let server = Server::start(dir.path(), &[]);
-    let port = server.port.to_string();
-    let base = [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-U",
-        "postgres",
-        "-d",
-        "postgres",
-        "-X",
-        "-v",
-        "ON_ERROR_STOP=1",
-    ];
-    let mut args = base.to_vec();
-    args.extend([
-        "-c",
-        "CREATE TABLE t (a INT PRIMARY KEY, b TEXT, n NUMERIC(10,2))",
-        "-c",
-        "CREATE INDEX ti ON t (b)",
-        "-c",
-        "INSERT INTO t VALUES (1, 'x', 1.5)",
-    ]);
-    run_tool(&psql, &args);
-    let describe = |cmd: &str| {
-        let mut args = base.to_vec();
-        args.extend(["-c", cmd]);
-        run_tool(&psql, &args)
-    };
+    psql_commands(
+        &psql,
+        server.port,
+        &[
+            "CREATE TABLE t (a INT PRIMARY KEY, b TEXT, n NUMERIC(10,2))",
+            "CREATE INDEX ti ON t (b)",
+            "INSERT INTO t VALUES (1, 'x', 1.5)",
+        ],
+    );
+    let describe = |cmd: &str| psql_commands(&psql, server.port, &[cmd]);
     let out = describe("\\d+ t");
     assert!(out.contains("Table \"public.t\""), "{out}");
     assert!(
