@@ -495,8 +495,16 @@ impl Session {
         sql: &str,
         param_types: &[DataType],
     ) -> Result<Option<Prepared>> {
+        self.with_plan_cache(|s, cache| s.prepare_cached_in(cache, sql, param_types))
+    }
+
+    /// Runs `f` with the plan cache lent out of the session, so `f` can use both.
+    fn with_plan_cache<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut PlanCache<BoundStatement>) -> T,
+    ) -> T {
         let mut cache = std::mem::take(&mut self.plan_cache);
-        let r = self.prepare_cached_in(&mut cache, sql, param_types);
+        let r = f(self, &mut cache);
         self.plan_cache = cache;
         r
     }
@@ -630,14 +638,20 @@ impl Session {
 
     /// Runs a prepared statement with parameter values.
     pub fn execute_prepared(&mut self, p: &Prepared, params: &[Value]) -> Result<QueryResult> {
-        if p.text.is_empty() {
-            return Ok(QueryResult::default());
-        }
         if cacheable(&p.statement).is_some() {
             let types: Vec<DataType> = params.iter().map(Value::data_type).collect();
             if let Some(r) = self.run_cached(&p.text, &types, params)? {
                 return Ok(r);
             }
+        }
+        self.run_uncached(p, params)
+    }
+
+    /// Runs a prepared statement as bound now, not from the plan cache; an empty one runs as
+    /// nothing.
+    fn run_uncached(&mut self, p: &Prepared, params: &[Value]) -> Result<QueryResult> {
+        if p.text.is_empty() {
+            return Ok(QueryResult::default());
         }
         self.run(&p.statement, params)
     }
@@ -649,10 +663,7 @@ impl Session {
             return Ok(r);
         }
         let p = self.prepare(sql, &types)?;
-        if p.text.is_empty() {
-            return Ok(QueryResult::default());
-        }
-        self.run(&p.statement, params)
+        self.run_uncached(&p, params)
     }
 
     /// Statements in the plan cache (the embedded API and tests look).
@@ -670,10 +681,7 @@ impl Session {
         types: &[DataType],
         params: &[Value],
     ) -> Result<Option<QueryResult>> {
-        let mut cache = std::mem::take(&mut self.plan_cache);
-        let r = self.run_cached_in(&mut cache, text, types, params);
-        self.plan_cache = cache;
-        r
+        self.with_plan_cache(|s, cache| s.run_cached_in(cache, text, types, params))
     }
 
     fn run_cached_in(
