@@ -286,23 +286,6 @@ impl<'a> Iterator for ChainVersions<'a> {
 /// `visible` on an encoded chain, without decoding it: the value visible at `snapshot_ts`
 /// (None: no version is visible; Some(None): a visible delete).
 pub fn visible_encoded(buf: &[u8], snapshot_ts: u64) -> Result<Option<Option<&[u8]>>> {
-    // The common chain: one version, format 2.
-    if buf.first() == Some(&SINGLE) {
-        let mut r = Reader::new(buf, "version chain");
-        r.at = 1;
-        let ts = r.varint()?;
-        return Ok((ts <= snapshot_ts).then_some(Some(&buf[r.at..])));
-    }
-    // One version with a short value in format 1: [1, 1, ts, 0, len < 128, value].
-    if buf.len() >= 12
-        && buf[..2] == [1, 1]
-        && buf[10] == 0
-        && buf[11] < 0x80
-        && buf.len() == 12 + buf[11] as usize
-    {
-        let ts = u64::from_le_bytes(buf[2..10].try_into().expect("8 bytes"));
-        return Ok((ts <= snapshot_ts).then_some(Some(&buf[12..])));
-    }
     Ok(chain_versions(buf)?
         .find(|(ts, _)| *ts <= snapshot_ts)
         .map(|(_, v)| v))
