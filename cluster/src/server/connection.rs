@@ -426,16 +426,11 @@ pub async fn serve(
         if is_cancel {
             break;
         }
-        if let Some(w) = conn.worker.get() {
-            if w.is_terminated() {
-                send_fatal(
-                    &mut socket,
-                    "25P03",
-                    "terminating connection due to idle-in-transaction timeout",
-                )
-                .await;
-                break;
-            }
+        // A session ended by a panic whose error a handler did not pass on (the idle timeout
+        // ends the connection above): say so as every other use of the session would.
+        if conn.worker.get().is_some_and(SessionWorker::is_terminated) {
+            let _ = process_error(&mut socket, conn.terminated_error(), is_extended).await;
+            break;
         }
     }
     tracing::debug!(%peer, "connection closed");
