@@ -277,6 +277,100 @@ fn constant(text: &str, kind: Tok) -> Option<(Value, DataType)> {
     }
 }
 
+/// True if the token after `toks[n]` ends the operand `toks[n]` is (nothing after it could
+/// bind to it more tightly than to the expression around it).
+fn ends_operand(sql: &str, toks: &[Token], n: usize) -> bool {
+    match toks.get(n + 1) {
+        None => true,
+        Some(next) => match next.kind {
+            Tok::Punct(b',' | b')' | b';') => true,
+            Tok::Word => ENDING_WORDS
+                .iter()
+                .any(|w| sql[next.start..next.end].eq_ignore_ascii_case(w)),
+            _ => false,
+        },
+    }
+}
+
+/// Words after which an operator is a prefix (unary) one: `SELECT -5`, `THEN +1`.
+const PREFIX_WORDS: &[&str] = &[
+    "select",
+    "where",
+    "and",
+    "or",
+    "not",
+    "then",
+    "else",
+    "when",
+    "set",
+    "by",
+    "on",
+    "in",
+    "is",
+    "like",
+    "ilike",
+    "case",
+    "distinct",
+    "all",
+    "any",
+    "some",
+    "values",
+    "as",
+    "having",
+    "returning",
+    "limit",
+    "offset",
+    "between",
+    "exists",
+    "array",
+    "interval",
+    "date",
+    "time",
+    "timestamp",
+    "return",
+    "from",
+    "with",
+    "using",
+    "escape",
+];
+
+/// If the number `toks[n]` is the right operand of a binary `+ - * /` whose left operand is a
+/// column, a quoted name or a parenthesized expression (never a constant: `1 + 2` stays, to be
+/// folded), the byte where the operand starts: at the number, or at the `-` of a negative one
+/// (`abalance + -4515`, as pgbench writes its deltas). Such an operand means the same as a
+/// parameter of its literal type: integer and numeric literals bind to the types the
+/// parameters get, and with a non-constant left side nothing is folded either way.
+fn arithmetic_operand(sql: &str, toks: &[Token], n: usize) -> Option<usize> {
+    let text = |i: usize| &sql[toks[i].start..toks[i].end];
+    let is_op = |i: usize, ops: &[&str]| toks[i].kind == Tok::Op && ops.contains(&text(i));
+    let (op, start) = match n.checked_sub(1)? {
+        p if is_op(p, &["-"]) && p >= 1 && is_op(p - 1, &["+", "-", "*", "/"]) => {
+            (p - 1, toks[p].start)
+        }
+        p => (p, toks[n].start),
+    };
+    if !is_op(op, &["+", "-", "*", "/"]) {
+        return None;
+    }
+    let left = op.checked_sub(1)?;
+    let operand_end = match toks[left].kind {
+        Tok::QuotedWord | Tok::Punct(b')') => true,
+        Tok::Word => !PREFIX_WORDS
+            .iter()
+            .any(|w| text(left).eq_ignore_ascii_case(w)),
+        _ => false,
+    };
+    // `t.col + 5` and `f(x) + 5` are fine; `DATE '..' + 5` or `'x'::t + 5` never reach here
+    // (their left token is a string or a type name after `::`).
+    let after_cast = left >= 1 && is_op(left - 1, &["::"]);
+    (operand_end && !after_cast).then_some(start)
+}
+
+fn push_placeholder(text: &mut String, n: usize) {
+    use std::fmt::Write;
+    let _ = write!(text, "${n}");
+}
+
 /// Replaces the constants of a SELECT, INSERT, UPDATE or DELETE by parameters. None when the
 /// statement is of another kind or its text is beyond the simple lexer here.
 pub fn normalize(sql: &str) -> Option<Normalized> {
@@ -345,6 +439,21 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
         let Some(prev) = n.checked_sub(1).map(|p| &toks[p]) else {
             continue;
         };
+        if t.kind == Tok::Number {
+            if let Some(start) = arithmetic_operand(sql, &toks, n) {
+                if ends_operand(sql, &toks, n) {
+                    let Some((v, ty)) = constant(&sql[start..t.end], t.kind) else {
+                        continue;
+                    };
+                    params.push(v);
+                    types.push(ty);
+                    text.push_str(&sql[copied..start]);
+                    push_placeholder(&mut text, params.len());
+                    copied = t.end;
+                    continue;
+                }
+            }
+        }
         let after_operator = match prev.kind {
             Tok::Op => matches!(
                 &sql[prev.start..prev.end],
@@ -357,15 +466,7 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
             }
             _ => false,
         };
-        let ends = match toks.get(n + 1) {
-            None => true,
-            Some(next) => match next.kind {
-                Tok::Punct(b',' | b')' | b';') => true,
-                Tok::Word => ENDING_WORDS.iter().any(|w| word(next, w)),
-                _ => false,
-            },
-        };
-        if !(after_operator && ends) {
+        if !(after_operator && ends_operand(sql, &toks, n)) {
             continue;
         }
         let Some((v, ty)) = constant(&sql[t.start..t.end], t.kind) else {
@@ -374,10 +475,7 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
         params.push(v);
         types.push(ty);
         text.push_str(&sql[copied..t.start]);
-        {
-            use std::fmt::Write;
-            let _ = write!(text, "${}", params.len());
-        }
+        push_placeholder(&mut text, params.len());
         copied = t.end;
     }
     text.push_str(&sql[copied..]);
@@ -741,6 +839,25 @@ mod tests {
     }
 
     #[test]
+    fn arithmetic_operands_of_columns_become_parameters() {
+        assert_eq!(
+            norm("UPDATE pgbench_accounts SET abalance = abalance + -4515 WHERE aid = 7;"),
+            Some((
+                "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2".into(),
+                vec![Value::Int4(-4515), Value::Int4(7)]
+            ))
+        );
+        assert_eq!(
+            norm("UPDATE t SET a = a - 2, b = (b * 1.5) WHERE \"c\" / 4 > 0").map(|n| n.0),
+            Some("UPDATE t SET a = a - $1, b = (b * $2) WHERE \"c\" / 4 > $3".into())
+        );
+        assert_eq!(
+            norm("SELECT a + -2147483648 FROM t").map(|n| n.1),
+            Some(vec![Value::Int4(i32::MIN)])
+        );
+    }
+
+    #[test]
     fn constants_whose_form_matters_stay() {
         for sql in [
             "SELECT a FROM t ORDER BY 1",
@@ -754,6 +871,10 @@ mod tests {
             "SELECT 1, 'a'",
             "SELECT * FROM t WHERE a = 1 COLLATE \"C\"",
             "INSERT INTO t VALUES (1 + 1, f(2), '{1,2}'[1])",
+            "SELECT a + 1 * 2, - 5, 3 FROM t",
+            "SELECT 2 - -5, x::int + 1, DATE '2020-01-01' + 1 FROM t",
+            "UPDATE t SET a = a + 1 * b, c = c + -d",
+            "SELECT a FROM t WHERE b AND - 5 < c",
         ] {
             let n = normalize(sql).unwrap();
             assert_eq!(n.text, sql, "{sql}");
