@@ -16,9 +16,11 @@
 //!    allocated and freed again within the current epoch): they can be reused at once.
 //!    `pending` holds pages of the durable state that the current epoch no longer uses: reusable
 //!    only once the next checkpoint is durable, because until then a crash falls back to them.
-//! 4. The buffer pool holds only B+tree node pages. Dirty pages are pages of the current epoch,
-//!    so evicting one writes it to its own id without touching the durable state. Overflow,
-//!    freelist and meta pages bypass the pool (`write_direct`, `read_direct`).
+//! 4. The buffer pool holds B+tree node pages, and clean copies of one-page overflow chains
+//!    (read through it; every overflow page is written with `write_direct`). Dirty pages are
+//!    node pages of the current epoch, so evicting one writes it to its own id without touching
+//!    the durable state. Longer overflow chains, freelist and meta pages bypass the pool
+//!    (`write_direct`, `read_direct`); `alloc` and `write_direct` drop a page's cached copy.
 //! 5. After a failed device write the store must be reopened (`io_error`; the store turns it into
 //!    its sticky `Failed`).
 //!

@@ -13,9 +13,12 @@
 //! `ceil(len / (page_size - 28))` pages; a chain that is longer or shorter, or a page whose byte
 //! count differs from that rule, is corrupt. That bound also ends the walk on a cyclic chain.
 //!
-//! Chains are immutable: changing a value writes a new chain and frees the old one. They bypass
-//! the buffer pool (a 16 MiB value would flush it): written straight to freshly allocated pages,
-//! read straight from the device, in runs of contiguous pages when the allocator gave them.
+//! Chains are immutable: changing a value writes a new chain and frees the old one. They are
+//! written straight to freshly allocated pages (never dirty in the buffer pool). A chain of one
+//! page (a catalog entry, a long text) is read through the pool, clean, so reading it again costs
+//! no device read; longer chains bypass the pool (a 16 MiB value would flush it) and are read
+//! straight from the device, in runs of contiguous pages when the allocator gave them. The pager
+//! drops a cached page when its id is allocated again, so a cached chain page is never stale.
 
 use crate::btree::MAX_IO_RUN;
 use crate::page::{self, get_u32, get_u64, put_u32, put_u64, PageId, PageType};
@@ -83,6 +86,26 @@ pub(crate) fn walk(
     let mut pages_left = pages_for(ps, len);
     let mut bytes_left = len;
     let mut id = first;
+    if pages_left == 1 {
+        let p = pager.read(first, is_overflow_page).map_err(|e| match e {
+            StoreError::Corrupt { page, reason } => StoreError::Corrupt {
+                page,
+                reason: format!("{reason} (in the overflow chain of a value)"),
+            },
+            other => other,
+        })?;
+        let n = u64::from(get_u32(&p, LEN_AT));
+        if n != len || get_u64(&p, NEXT_AT) != 0 {
+            return Err(StoreError::Corrupt {
+                page: first.0,
+                reason: format!(
+                    "holds {n} bytes and next page {}, expected {len} bytes and no next page",
+                    get_u64(&p, NEXT_AT)
+                ),
+            });
+        }
+        return visit(first, &p, &p[DATA_AT..DATA_AT + n as usize]);
+    }
     // Read ahead in growing runs while the chain is contiguous, one page at a time when not.
     let mut run = 1usize;
     let mut buf = Vec::new();
@@ -147,6 +170,14 @@ pub(crate) fn walk(
     Ok(())
 }
 
+/// The pool's check of a page read as a one-page chain.
+fn is_overflow_page(p: &[u8]) -> std::result::Result<(), String> {
+    match page::check(p)? {
+        PageType::Overflow => Ok(()),
+        other => Err(format!("expected an overflow page, found {other:?}")),
+    }
+}
+
 /// Reads a whole value.
 pub(crate) fn read(pager: &Pager, first: PageId, len: u64) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(len.min(1 << 26) as usize);
@@ -203,6 +234,29 @@ mod tests {
         let _hole = pager.alloc().unwrap();
         let first = write(&mut pager, &value[..5000]).unwrap();
         assert_eq!(read(&pager, first, 5000).unwrap(), &value[..5000]);
+    }
+
+    #[test]
+    fn one_page_chains_are_cached_and_never_stale() {
+        use std::sync::atomic::Ordering;
+        let (_, mut pager) = pager();
+        let reads = |p: &Pager| p.counters().reads.load(Ordering::Relaxed);
+        let value = vec![7u8; 500];
+        let first = write(&mut pager, &value).unwrap();
+        assert_eq!(read(&pager, first, 500).unwrap(), value);
+        let after_first = reads(&pager);
+        assert_eq!(read(&pager, first, 500).unwrap(), value);
+        assert_eq!(reads(&pager), after_first, "second read came from the pool");
+        // Freed and written again at the same page: the new bytes, not the cached ones.
+        free(&mut pager, first, 500).unwrap();
+        let other = vec![9u8; 300];
+        let again = write(&mut pager, &other).unwrap();
+        assert_eq!(again, first, "the freed page is reused");
+        assert_eq!(read(&pager, again, 300).unwrap(), other);
+        assert!(matches!(
+            read(&pager, again, 500),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]
