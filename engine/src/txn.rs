@@ -206,6 +206,12 @@ impl WriteSet {
         self.get(key).is_some()
     }
 
+    /// Makes room for `n` more entries in ascending order (a bulk load), so the tail is not
+    /// reallocated and copied as it grows.
+    fn reserve(&mut self, n: usize) {
+        self.tail.reserve(n);
+    }
+
     /// Sets `key` (inserting or replacing).
     fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
         let fits =
@@ -671,6 +677,8 @@ impl Txn {
         // A tree this transaction created: no row locks (see `write`), one write set.
         let max = self.shared.store.max_key();
         let ws = self.buffered.writes.entry(tree.to_string()).or_default();
+        let entries = entries.into_iter();
+        ws.reserve(entries.size_hint().0);
         for (k, v) in entries {
             if k.len() > max {
                 return Err(Error::KeyTooLarge { len: k.len(), max });
