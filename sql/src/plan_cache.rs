@@ -344,7 +344,13 @@ fn arithmetic_operand(sql: &str, toks: &[Token], n: usize) -> Option<usize> {
     let text = |i: usize| &sql[toks[i].start..toks[i].end];
     let is_op = |i: usize, ops: &[&str]| toks[i].kind == Tok::Op && ops.contains(&text(i));
     let (op, start) = match n.checked_sub(1)? {
-        p if is_op(p, &["-"]) && p >= 1 && is_op(p - 1, &["+", "-", "*", "/"]) => {
+        // A negative integer beyond i64 (`-9223372036854775808`) is left to the binder, which
+        // types the negated literal its own way.
+        p if is_op(p, &["-"])
+            && p >= 1
+            && is_op(p - 1, &["+", "-", "*", "/"])
+            && (text(n).parse::<i64>().is_ok() || text(n).contains(['.', 'e', 'E'])) =>
+        {
             (p - 1, toks[p].start)
         }
         p => (p, toks[n].start),
@@ -875,6 +881,7 @@ mod tests {
             "SELECT 2 - -5, x::int + 1, DATE '2020-01-01' + 1 FROM t",
             "UPDATE t SET a = a + 1 * b, c = c + -d",
             "SELECT a FROM t WHERE b AND - 5 < c",
+            "SELECT a + -9223372036854775808 FROM t",
         ] {
             let n = normalize(sql).unwrap();
             assert_eq!(n.text, sql, "{sql}");

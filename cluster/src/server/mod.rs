@@ -258,6 +258,12 @@ async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     tracing::debug!(%peer, "connection accepted");
+                    // Answers go out as soon as they are written (as PostgreSQL does): Nagle's
+                    // algorithm would hold a second small write of one answer (COPY rows, a
+                    // notice then a result) until the client's delayed ACK.
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+                    }
                     worker::spawn_connection(state.clone(), tcp, peer, tls.clone());
                 }
                 Err(e) => {
