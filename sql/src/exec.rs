@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use crate::catalog::{Index, Table};
 use crate::encoding::{decode_columns, encode_key};
 use crate::error::Result;
-use crate::expr::{eval, eval_pred, AggCall, AggFunc, Expr, SeqOp};
+use crate::expr::{eval, eval_pred, eval_ref, AggCall, AggFunc, Expr, SeqOp};
 use crate::functions::FnContext;
 use crate::kv::Transaction;
 use crate::plan::{Access, JoinKind, KeyRange, Plan, SetOpKind, SortKey};
@@ -1458,7 +1458,7 @@ impl Node for AggregateNode {
                 } else {
                     keys.clear();
                     for g in &self.groups {
-                        keys.push(eval(g, &row, cx)?);
+                        keys.push(eval_ref(g, &row, cx)?.into_owned());
                     }
                     k.clear();
                     for v in &keys {
@@ -1482,7 +1482,7 @@ impl Node for AggregateNode {
                     }
                     args.clear();
                     for a in &call.args {
-                        args.push(eval(a, &row, cx)?);
+                        args.push(eval_ref(a, &row, cx)?.into_owned());
                     }
                     if call.distinct {
                         if args.first().is_some_and(|v| v.is_null()) {

@@ -4,6 +4,7 @@
 //! in the input row (or in an enclosing query's row, for correlated subqueries), types checked,
 //! implicit casts made explicit. Evaluation follows SQL's three-valued logic.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -461,11 +462,11 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
         },
         Expr::Neg(e) => value::negate(&eval(e, row, cx)?)?,
         Expr::Arith(op, a, b, ty) => {
-            let x = eval(a, row, cx)?;
+            let x = eval_ref(a, row, cx)?;
             if x.is_null() {
                 return Ok(Value::Null);
             }
-            let y = eval(b, row, cx)?;
+            let y = eval_ref(b, row, cx)?;
             value::arith(*op, &x, &y, ty)?
         }
         Expr::Cmp(op, a, b) => {
@@ -665,6 +666,19 @@ pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
 }
 
 /// Evaluates a predicate: NULL counts as false.
+/// An expression's value, borrowed where it already exists (a column of the row, a constant):
+/// `k % 100` or `abalance + $1` evaluated per row copies nothing it does not compute.
+pub fn eval_ref<'a>(e: &'a Expr, row: &'a [Value], cx: &mut Cx) -> Result<Cow<'a, Value>> {
+    Ok(match e {
+        Expr::Literal(v) => Cow::Borrowed(v),
+        Expr::Column(i) => Cow::Borrowed(
+            row.get(*i)
+                .ok_or_else(|| err!(INTERNAL_ERROR, "column {i} out of range"))?,
+        ),
+        _ => Cow::Owned(eval(e, row, cx)?),
+    })
+}
+
 pub fn eval_pred(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<bool> {
     Ok(eval(e, row, cx)?.truth()? == Some(true))
 }
