@@ -341,21 +341,10 @@ pub fn bind_relation(
             true
         }
     };
+    let visible = alias.unwrap_or(name);
     if system && name == "pg_settings" {
         let (cols, rows) = pg_settings();
-        let visible = alias.unwrap_or(name).to_string();
-        let scope = Scope {
-            cols: cols
-                .iter()
-                .enumerate()
-                .map(|(n, (c, ty))| ScopeCol {
-                    table: Some(visible.clone()),
-                    name: col_aliases.get(n).cloned().unwrap_or_else(|| c.to_string()),
-                    ty: ty.clone(),
-                    hidden: false,
-                })
-                .collect(),
-        };
+        let scope = relation_scope(&cols, visible, col_aliases)?;
         return Ok(Some((Plan::Values { rows }, scope)));
     }
     let rel = if system {
@@ -363,28 +352,7 @@ pub fn bind_relation(
     } else {
         information_schema(txn, name)?
     };
-    let visible = alias.unwrap_or(name).to_string();
-    if col_aliases.len() > rel.cols.len() {
-        bail!(
-            INVALID_COLUMN_REFERENCE,
-            "table \"{visible}\" has {} columns available but {} columns specified",
-            rel.cols.len(),
-            col_aliases.len()
-        );
-    }
-    let scope = Scope {
-        cols: rel
-            .cols
-            .iter()
-            .enumerate()
-            .map(|(n, (c, ty))| ScopeCol {
-                table: Some(visible.clone()),
-                name: col_aliases.get(n).cloned().unwrap_or_else(|| c.to_string()),
-                ty: ty.clone(),
-                hidden: false,
-            })
-            .collect(),
-    };
+    let scope = relation_scope(&rel.cols, visible, col_aliases)?;
     if rel.rows.is_empty() {
         // No rows, but the relation's width must show (the optimizer reads it off the first
         // row): one row of NULLs, filtered out.
@@ -401,6 +369,35 @@ pub fn bind_relation(
         .map(|r| r.into_iter().map(Expr::Literal).collect())
         .collect();
     Ok(Some((Plan::Values { rows }, scope)))
+}
+
+/// The scope of a system relation seen as `visible`, its columns renamed by `col_aliases`
+/// (42P10 when there are more aliases than columns, as PostgreSQL).
+fn relation_scope(
+    cols: &[(&'static str, DataType)],
+    visible: &str,
+    col_aliases: &[String],
+) -> Result<Scope> {
+    if col_aliases.len() > cols.len() {
+        bail!(
+            INVALID_COLUMN_REFERENCE,
+            "table \"{visible}\" has {} columns available but {} columns specified",
+            cols.len(),
+            col_aliases.len()
+        );
+    }
+    Ok(Scope {
+        cols: cols
+            .iter()
+            .enumerate()
+            .map(|(n, (c, ty))| ScopeCol {
+                table: Some(visible.to_string()),
+                name: col_aliases.get(n).cloned().unwrap_or_else(|| c.to_string()),
+                ty: ty.clone(),
+                hidden: false,
+            })
+            .collect(),
+    })
 }
 
 /// `pg_settings`: one row per known parameter; `setting` and `source` are read from the
