@@ -87,23 +87,8 @@ pub(crate) fn walk(
     let mut bytes_left = len;
     let mut id = first;
     if pages_left == 1 {
-        let p = pager.read(first, is_overflow_page).map_err(|e| match e {
-            StoreError::Corrupt { page, reason } => StoreError::Corrupt {
-                page,
-                reason: format!("{reason} (in the overflow chain of a value)"),
-            },
-            other => other,
-        })?;
-        let n = u64::from(get_u32(&p, LEN_AT));
-        if n != len || get_u64(&p, NEXT_AT) != 0 {
-            return Err(StoreError::Corrupt {
-                page: first.0,
-                reason: format!(
-                    "holds {n} bytes and next page {}, expected {len} bytes and no next page",
-                    get_u64(&p, NEXT_AT)
-                ),
-            });
-        }
+        let p = pager.read(first, is_overflow_page)?;
+        let n = check_chain_page(&p, first, len, cap, true)?;
         return visit(first, &p, &p[DATA_AT..DATA_AT + n as usize]);
     }
     // Read ahead in growing runs while the chain is contiguous, one page at a time when not.
@@ -117,43 +102,15 @@ pub(crate) fn walk(
         let mut k = 0;
         let contiguous = loop {
             let p = &buf[k * ps..(k + 1) * ps];
-            let here = id;
-            let corrupt = move |reason: String| StoreError::Corrupt {
-                page: here.0,
-                reason,
-            };
-            match page::check(p).map_err(corrupt)? {
-                PageType::Overflow => {}
-                other => {
-                    return Err(corrupt(format!(
-                        "expected an overflow page, found {other:?}"
-                    )))
-                }
-            }
-            let n = u64::from(get_u32(p, LEN_AT));
-            if n != bytes_left.min(cap) {
-                return Err(corrupt(format!(
-                    "holds {n} bytes, expected {} ({bytes_left} of the value left)",
-                    bytes_left.min(cap)
-                )));
-            }
+            page::check(p).map_err(|reason| StoreError::Corrupt { page: id.0, reason })?;
+            let n = check_chain_page(p, id, bytes_left, cap, pages_left == 1)?;
             visit(id, p, &p[DATA_AT..DATA_AT + n as usize])?;
             bytes_left -= n;
             pages_left -= 1;
-            let next = get_u64(p, NEXT_AT);
             if pages_left == 0 {
-                if next != 0 {
-                    return Err(corrupt(format!(
-                        "chain goes on to page {next} past the value's end"
-                    )));
-                }
                 return Ok(());
             }
-            if next == 0 {
-                return Err(corrupt(format!(
-                    "chain ends with {bytes_left} bytes missing"
-                )));
-            }
+            let next = get_u64(p, NEXT_AT);
             let adjacent = next == id.0 + 1;
             id = PageId(next);
             k += 1;
@@ -170,11 +127,39 @@ pub(crate) fn walk(
     Ok(())
 }
 
-/// The pool's check of a page read as a one-page chain.
+/// The type check of a page read as part of a chain (the pool's validation of a one-page
+/// chain, whose CRC the pool has checked).
 fn is_overflow_page(p: &[u8]) -> std::result::Result<(), String> {
-    match page::check(p)? {
-        PageType::Overflow => Ok(()),
-        other => Err(format!("expected an overflow page, found {other:?}")),
+    match page::page_type(p) {
+        Some(PageType::Overflow) => Ok(()),
+        Some(other) => Err(format!("expected an overflow page, found {other:?}")),
+        None => Err(format!("unknown page type {}", p[0])),
+    }
+}
+
+/// Checks page `id` of a chain (its CRC already checked): an overflow page holding
+/// `bytes_left.min(cap)` bytes, whose next page is 0 exactly when it is the `last`. Returns the
+/// value bytes it holds.
+fn check_chain_page(p: &[u8], id: PageId, bytes_left: u64, cap: u64, last: bool) -> Result<u64> {
+    let corrupt = |reason: String| StoreError::Corrupt { page: id.0, reason };
+    is_overflow_page(p).map_err(corrupt)?;
+    let n = u64::from(get_u32(p, LEN_AT));
+    if n != bytes_left.min(cap) {
+        return Err(corrupt(format!(
+            "holds {n} bytes, expected {} ({bytes_left} of the value left)",
+            bytes_left.min(cap)
+        )));
+    }
+    match (get_u64(p, NEXT_AT), last) {
+        (0, true) => Ok(n),
+        (next, true) => Err(corrupt(format!(
+            "chain goes on to page {next} past the value's end"
+        ))),
+        (0, false) => Err(corrupt(format!(
+            "chain ends with {} bytes missing",
+            bytes_left - n
+        ))),
+        (_, false) => Ok(n),
     }
 }
 
