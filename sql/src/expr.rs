@@ -430,11 +430,7 @@ impl Expr {
 /// Evaluates an expression against a row.
 pub fn eval(e: &Expr, row: &[Value], cx: &mut Cx) -> Result<Value> {
     Ok(match e {
-        Expr::Literal(v) => v.clone(),
-        Expr::Column(i) => row
-            .get(*i)
-            .cloned()
-            .ok_or_else(|| err!(INTERNAL_ERROR, "column {i} out of range"))?,
+        Expr::Literal(_) | Expr::Column(_) => eval_ref(e, row, cx)?.into_owned(),
         Expr::Outer { depth, index } => {
             let n = cx.outer.len();
             let r = n
