@@ -372,11 +372,6 @@ fn arithmetic_operand(sql: &str, toks: &[Token], n: usize) -> Option<usize> {
     (operand_end && !after_cast).then_some(start)
 }
 
-fn push_placeholder(text: &mut String, n: usize) {
-    use std::fmt::Write;
-    let _ = write!(text, "${n}");
-}
-
 /// Replaces the constants of a SELECT, INSERT, UPDATE or DELETE by parameters. None when the
 /// statement is of another kind or its text is beyond the simple lexer here.
 pub fn normalize(sql: &str) -> Option<Normalized> {
@@ -445,21 +440,6 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
         let Some(prev) = n.checked_sub(1).map(|p| &toks[p]) else {
             continue;
         };
-        if t.kind == Tok::Number {
-            if let Some(start) = arithmetic_operand(sql, &toks, n) {
-                if ends_operand(sql, &toks, n) {
-                    let Some((v, ty)) = constant(&sql[start..t.end], t.kind) else {
-                        continue;
-                    };
-                    params.push(v);
-                    types.push(ty);
-                    text.push_str(&sql[copied..start]);
-                    push_placeholder(&mut text, params.len());
-                    copied = t.end;
-                    continue;
-                }
-            }
-        }
         let after_operator = match prev.kind {
             Tok::Op => matches!(
                 &sql[prev.start..prev.end],
@@ -472,16 +452,29 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
             }
             _ => false,
         };
-        if !(after_operator && ends_operand(sql, &toks, n)) {
+        // Where the constant's text starts: at the `-` of a negative arithmetic operand.
+        let arithmetic = match t.kind {
+            Tok::Number => arithmetic_operand(sql, &toks, n),
+            _ => None,
+        };
+        let start = match arithmetic {
+            Some(start) => start,
+            None if after_operator => t.start,
+            None => continue,
+        };
+        if !ends_operand(sql, &toks, n) {
             continue;
         }
-        let Some((v, ty)) = constant(&sql[t.start..t.end], t.kind) else {
+        let Some((v, ty)) = constant(&sql[start..t.end], t.kind) else {
             continue;
         };
         params.push(v);
         types.push(ty);
-        text.push_str(&sql[copied..t.start]);
-        push_placeholder(&mut text, params.len());
+        text.push_str(&sql[copied..start]);
+        {
+            use std::fmt::Write;
+            let _ = write!(text, "${}", params.len());
+        }
         copied = t.end;
     }
     text.push_str(&sql[copied..]);
