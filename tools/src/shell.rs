@@ -18,7 +18,10 @@
 //! ([`Splitter`]). Output is psql's: aligned tables with a centered header, a `-+-` rule,
 //! right-aligned numbers and an `(N rows)` footer; command tags for everything else; `--csv`,
 //! `-A` (unaligned, `-F` separator), `-t` (tuples only) and `-x` (expanded) as in psql. Output is
-//! flushed after every statement. Errors go to stderr as `ERROR:  message (SQLSTATE code)`,
+//! flushed after every statement when it may be read as it comes: at a prompt, or when stdout
+//! is a terminal, pipe or socket, or the file stderr also writes. Otherwise (a script's output
+//! to a file or /dev/null) it is written in blocks, as stdio buffers it, and flushed when the
+//! shell ends: a 100,000-statement script then makes a few hundred writes, not 100,000. Errors go to stderr as `ERROR:  message (SQLSTATE code)`,
 //! with psql's `LINE n:` and caret when the error has a position.
 //!
 //! Backslash commands: see [`HELP`]; `\copy` is in [`copy`]. Tab completion at the prompt:
@@ -1214,6 +1217,31 @@ enum Output {
     File(BufWriter<File>),
 }
 
+/// Whether output is flushed after every statement (see the module doc): false only for a
+/// script whose stdout is a regular file or a device that is not a terminal (`/dev/null`), and
+/// not the file stderr writes too (whose errors must land between the results around them).
+fn output_is_live() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if io::stdin().is_terminal() || io::stdout().is_terminal() {
+        return true;
+    }
+    let metadata = |fd: std::os::fd::BorrowedFd| {
+        let fd = fd.try_clone_to_owned().ok()?;
+        File::from(fd).metadata().ok()
+    };
+    let Some(out) = metadata(io::stdout().as_fd()) else {
+        return true;
+    };
+    let kind = out.file_type();
+    if kind.is_file() {
+        metadata(io::stderr().as_fd())
+            .is_none_or(|err| err.dev() == out.dev() && err.ino() == out.ino())
+    } else {
+        !kind.is_char_device()
+    }
+}
+
 struct Shell {
     /// The database: embedded or remote.
     backend: Box<dyn Backend>,
@@ -1231,6 +1259,10 @@ struct Shell {
     /// Directories of the scripts being run (for \ir).
     script_dirs: Vec<PathBuf>,
     broken_pipe: bool,
+    /// Stdout, buffered: every write to it goes through here, so output keeps its order.
+    stdout: BufWriter<io::Stdout>,
+    /// Flush the output after every statement ([`output_is_live`]).
+    live: bool,
 }
 
 /// Runs the shell; returns the exit code.
@@ -1339,6 +1371,8 @@ pub fn run(args: ShellArgs, matches: &ArgMatches) -> i32 {
         last_query: None,
         script_dirs: Vec::new(),
         broken_pipe: false,
+        stdout: BufWriter::with_capacity(64 << 10, io::stdout()),
+        live: output_is_live(),
     };
     if args.csv {
         shell.print.format = Format::Csv;
@@ -1407,10 +1441,39 @@ pub fn run(args: ShellArgs, matches: &ArgMatches) -> i32 {
 
 impl Shell {
     fn close(mut self) {
-        if let Output::File(f) = &mut self.out {
-            let _ = f.flush();
-        }
+        self.flush_output();
         self.backend.close();
+    }
+
+    /// Writes out whatever output is buffered (stdout and the `\o` file).
+    fn flush_output(&mut self) {
+        let out = match &mut self.out {
+            Output::File(f) => f.flush(),
+            Output::Stdout => Ok(()),
+        };
+        let r = out.and(self.stdout.flush());
+        self.note_write_error(r);
+    }
+
+    /// After a failed write: a closed pipe ends the shell quietly, anything else is reported.
+    fn note_write_error(&mut self, r: io::Result<()>) {
+        if let Err(e) = r {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                self.broken_pipe = true;
+            } else {
+                eprintln!("strata: error: could not write output: {e}");
+            }
+        }
+    }
+
+    /// Writes text to stdout, flushed if the output is live.
+    fn write_stdout(&mut self, text: &[u8]) {
+        let live = self.live;
+        let r =
+            self.stdout
+                .write_all(text)
+                .and_then(|()| if live { self.stdout.flush() } else { Ok(()) });
+        self.note_write_error(r);
     }
 
     /// Whether Ctrl-C was pressed since the last check (and forgets it).
@@ -1691,23 +1754,19 @@ impl Shell {
         }
     }
 
-    /// Writes query output (to stdout or the `\o` file) and flushes it.
+    /// Writes query output (to stdout or the `\o` file), flushed if the output is live.
     fn write_out(&mut self, text: &str) {
         if text.is_empty() {
             return;
         }
-        let r = match &mut self.out {
-            Output::Stdout => {
-                let mut o = io::stdout().lock();
-                o.write_all(text.as_bytes()).and_then(|()| o.flush())
-            }
-            Output::File(f) => f.write_all(text.as_bytes()).and_then(|()| f.flush()),
-        };
-        if let Err(e) = r {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                self.broken_pipe = true;
-            } else {
-                eprintln!("strata: error: could not write output: {e}");
+        let live = self.live;
+        match &mut self.out {
+            Output::Stdout => self.write_stdout(text.as_bytes()),
+            Output::File(f) => {
+                let r =
+                    f.write_all(text.as_bytes())
+                        .and_then(|()| if live { f.flush() } else { Ok(()) });
+                self.note_write_error(r);
             }
         }
     }
@@ -1721,11 +1780,7 @@ impl Shell {
 
     /// A message on stdout, always.
     fn message(&mut self, text: &str) {
-        let mut o = io::stdout().lock();
-        let r = writeln!(o, "{text}").and_then(|()| o.flush());
-        if matches!(r, Err(e) if e.kind() == io::ErrorKind::BrokenPipe) {
-            self.broken_pipe = true;
-        }
+        self.write_stdout(format!("{text}\n").as_bytes());
     }
 
     /// Runs one statement and prints its result; false if it failed.
@@ -1841,9 +1896,11 @@ impl Shell {
                 r
             }
             (copy::Endpoint::Process, false) => {
-                let mut out = io::stdout().lock();
-                let r = self.backend.copy_out(&cmd.sql, &mut out);
-                let _ = out.flush();
+                let r = self.backend.copy_out(&cmd.sql, &mut self.stdout);
+                if self.live {
+                    let flushed = self.stdout.flush();
+                    self.note_write_error(flushed);
+                }
                 r
             }
         };
@@ -1870,9 +1927,7 @@ impl Shell {
     }
 
     fn set_output(&mut self, file: Option<&str>) -> Result<(), String> {
-        if let Output::File(f) = &mut self.out {
-            let _ = f.flush();
-        }
+        self.flush_output();
         self.out = match file {
             None => Output::Stdout,
             Some(name) => Output::File(BufWriter::new(
@@ -1984,8 +2039,7 @@ impl Shell {
                 if newline {
                     text.push('\n');
                 }
-                let mut o = io::stdout().lock();
-                let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
+                self.write_stdout(text.as_bytes());
             }
             "timing" => match on_off(self.timing, &args, "\\timing") {
                 Ok(v) => {
