@@ -100,10 +100,11 @@ impl Arena {
     /// Appends the concatenation of `parts`; returns where it starts.
     fn push(&mut self, parts: &[&[u8]]) -> usize {
         let need: usize = parts.iter().map(|p| p.len()).sum();
+        // (An adopted chunk may be large: its offsets must stay below 4 GiB.)
         let fits = self
             .chunks
             .last()
-            .is_some_and(|c| c.capacity() - c.len() >= need);
+            .is_some_and(|c| c.capacity() - c.len() >= need && c.len() <= u32::MAX as usize);
         if !fits {
             let next = self
                 .chunks
@@ -206,12 +207,6 @@ impl WriteSet {
         self.get(key).is_some()
     }
 
-    /// Makes room for `n` more entries in ascending order (a bulk load), so the tail is not
-    /// reallocated and copied as it grows.
-    fn reserve(&mut self, n: usize) {
-        self.tail.reserve(n);
-    }
-
     /// Sets `key` (inserting or replacing).
     fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
         let fits =
@@ -285,6 +280,47 @@ impl WriteSet {
     fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
         let e = self.push_bytes(key, value);
         self.tail.push(e);
+    }
+
+    /// Takes `bytes` (entries end to end, each key then its value, lengths in `lens`) as the
+    /// whole write set, without copying it: the arena's one chunk, the tail pointing into it.
+    /// Only if the set is empty, the keys strictly ascend, the entries fill `bytes` exactly
+    /// and it is under 4 GiB (arena offsets are 32-bit); otherwise `bytes` comes back.
+    fn adopt(&mut self, bytes: Vec<u8>, lens: &[(u32, u32)]) -> Option<Vec<u8>> {
+        if self.len() > 0 || bytes.len() > u32::MAX as usize {
+            return Some(bytes);
+        }
+        let mut tail = Vec::with_capacity(lens.len());
+        let mut at = 0usize;
+        for &(key_len, value_len) in lens {
+            let end = at + key_len as usize + value_len as usize;
+            if value_len == DELETE || end > bytes.len() {
+                return Some(bytes);
+            }
+            let ascends = tail.last().is_none_or(|prev: &TailEntry| {
+                let p = prev.at;
+                bytes[p..p + prev.key_len as usize] < bytes[at..at + key_len as usize]
+            });
+            if !ascends {
+                return Some(bytes);
+            }
+            tail.push(TailEntry {
+                at,
+                key_len,
+                value_len,
+            });
+            at = end;
+        }
+        if at != bytes.len() {
+            return Some(bytes);
+        }
+        self.arena = Arena {
+            chunks: vec![bytes],
+            len: at,
+        };
+        self.tail = tail;
+        self.garbage = 0;
+        None
     }
 
     /// Moves the tail into the map.
@@ -658,32 +694,42 @@ impl Txn {
         self.write(tree, key, Some(value))
     }
 
-    /// Sets many keys of one tree: [`Txn::put`] for each, with the checks that concern the
-    /// tree made once. Ascending keys are the fast path (as for `put`).
-    pub fn put_many<'e>(
-        &mut self,
-        tree: &str,
-        entries: impl IntoIterator<Item = (&'e [u8], &'e [u8])>,
-    ) -> Result<()> {
+    /// Puts many entries into `tree`, given end to end in `bytes`: each key, then its value,
+    /// their lengths in `lens`. Into a tree this transaction created and has not written yet,
+    /// entries in strictly ascending key order become the write set as they are (no row locks,
+    /// no copy: an index build hands over its sorted entries); otherwise each is put in turn.
+    pub fn put_packed(&mut self, tree: &str, bytes: Vec<u8>, lens: &[(u32, u32)]) -> Result<()> {
         self.check_active()?;
         self.must_exist(tree)?;
-        let b = &self.buffered;
-        if b.created.is_empty() || !b.created.contains(tree) {
-            for (k, v) in entries {
-                self.write(tree, k, Some(v))?;
-            }
-            return Ok(());
-        }
-        // A tree this transaction created: no row locks (see `write`), one write set.
         let max = self.shared.store.max_key();
-        let ws = self.buffered.writes.entry(tree.to_string()).or_default();
-        let entries = entries.into_iter();
-        ws.reserve(entries.size_hint().0);
-        for (k, v) in entries {
-            if k.len() > max {
-                return Err(Error::KeyTooLarge { len: k.len(), max });
+        if let Some(&(len, _)) = lens.iter().find(|(k, _)| *k as usize > max) {
+            return Err(Error::KeyTooLarge {
+                len: len as usize,
+                max,
+            });
+        }
+        let b = &self.buffered;
+        let bytes = if !b.created.is_empty() && b.created.contains(tree) {
+            let ws = self.buffered.writes.entry(tree.to_string()).or_default();
+            match ws.adopt(bytes, lens) {
+                None => return Ok(()),
+                Some(bytes) => bytes,
             }
-            ws.set(k, Some(v));
+        } else {
+            bytes
+        };
+        let mut at = 0;
+        for &(key_len, value_len) in lens {
+            let (k, v) = (key_len as usize, value_len as usize);
+            let Some(entry) = bytes.get(at..at + k + v) else {
+                return Err(Error::Invalid(format!(
+                    "packed entries need {} bytes, the buffer holds {}",
+                    at + k + v,
+                    bytes.len()
+                )));
+            };
+            self.write(tree, &entry[..k], Some(&entry[k..]))?;
+            at += k + v;
         }
         Ok(())
     }
@@ -951,6 +997,65 @@ mod tests {
 
     fn key(i: u64) -> Vec<u8> {
         format!("{i:04}").into_bytes()
+    }
+
+    /// `adopt` takes a packed buffer as the write set only when it is a valid ascending run
+    /// into an empty set; after it, the set behaves as if each entry had been `set`.
+    #[test]
+    fn adopt_takes_only_ascending_packed_entries_into_an_empty_set() {
+        let pack = |entries: &[(&[u8], &[u8])]| {
+            let mut bytes = Vec::new();
+            let mut lens = Vec::new();
+            for (k, v) in entries {
+                bytes.extend_from_slice(k);
+                bytes.extend_from_slice(v);
+                lens.push((k.len() as u32, v.len() as u32));
+            }
+            (bytes, lens)
+        };
+        let refused = |entries: &[(&[u8], &[u8])]| {
+            let (bytes, lens) = pack(entries);
+            let mut ws = WriteSet::default();
+            let back = ws.adopt(bytes.clone(), &lens);
+            back == Some(bytes) && ws.len() == 0
+        };
+        assert!(refused(&[(b"b", b"1"), (b"a", b"2")]), "descending");
+        assert!(refused(&[(b"a", b"1"), (b"a", b"2")]), "a repeated key");
+        let mut ws = WriteSet::default();
+        assert_eq!(ws.adopt(b"abc".to_vec(), &[(2, 2)]), Some(b"abc".to_vec()));
+        assert_eq!(
+            ws.adopt(b"abcd".to_vec(), &[(1, 1)]),
+            Some(b"abcd".to_vec())
+        );
+        ws.set(b"m", Some(b"0"));
+        let (bytes, lens) = pack(&[(b"a", b"1")]);
+        assert!(ws.adopt(bytes, &lens).is_some(), "a set with writes");
+
+        let (bytes, lens) = pack(&[(b"a", b""), (b"ab", b"22"), (b"b", b"3")]);
+        let mut ws = WriteSet::default();
+        assert_eq!(ws.adopt(bytes, &lens), None);
+        assert_eq!(ws.get(b"ab"), Some(Some(&b"22"[..])));
+        assert_eq!(ws.get(b"a"), Some(Some(&b""[..])));
+        assert_eq!(ws.get(b"aa"), None);
+        // Later writes: appended after the run, replaced in place, and inside it.
+        ws.set(b"c", Some(b"4"));
+        ws.set(b"ab", Some(b"x"));
+        ws.set(b"aa", None);
+        let all: Vec<(Vec<u8>, Option<Vec<u8>>)> = ws
+            .range(Bound::Unbounded, Bound::Unbounded)
+            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+            .collect();
+        let e = |k: &[u8], v: Option<&[u8]>| (k.to_vec(), v.map(<[u8]>::to_vec));
+        assert_eq!(
+            all,
+            vec![
+                e(b"a", Some(b"")),
+                e(b"aa", None),
+                e(b"ab", Some(b"x")),
+                e(b"b", Some(b"3")),
+                e(b"c", Some(b"4")),
+            ]
+        );
     }
 
     /// The write set against a `BTreeMap`: ascending runs, keys inside and before the run,

@@ -424,25 +424,55 @@ fn writing_into_a_tree_dropped_meanwhile_is_a_conflict_not_a_failure() {
     db.verify().unwrap();
 }
 
+/// Entries end to end, each key then its value, and their lengths: what `put_packed` takes.
+fn packed(entries: &[(&[u8], &[u8])]) -> (Vec<u8>, Vec<(u32, u32)>) {
+    let mut bytes = Vec::new();
+    let mut lens = Vec::new();
+    for (k, v) in entries {
+        bytes.extend_from_slice(k);
+        bytes.extend_from_slice(v);
+        lens.push((k.len() as u32, v.len() as u32));
+    }
+    (bytes, lens)
+}
+
 #[test]
-fn put_many_into_new_and_existing_trees() {
+fn put_packed_into_new_and_existing_trees() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir);
     setup(&db, 3, 100);
     let keys: Vec<[u8; 4]> = (0u32..1000).map(|i| i.to_be_bytes()).collect();
+    let pairs: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (&k[..], &k[..])).collect();
     let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
+    // Ascending entries into a new tree: taken as they are.
     txn.create_tree("fresh").unwrap();
-    txn.put_many("fresh", keys.iter().map(|k| (&k[..], &k[..])))
-        .unwrap();
+    let (bytes, lens) = packed(&pairs);
+    txn.put_packed("fresh", bytes, &lens).unwrap();
+    // Out of order, with a repeated key (the later value wins), into another new tree: put
+    // one by one.
+    txn.create_tree("shuffled").unwrap();
+    let (bytes, lens) = packed(&[(b"b", b"1"), (b"a", b"2"), (b"b", b"3")]);
+    txn.put_packed("shuffled", bytes, &lens).unwrap();
+    // A new tree that already has writes: the entries join them.
+    txn.create_tree("joined").unwrap();
+    txn.put("joined", b"m", b"0").unwrap();
+    let (bytes, lens) = packed(&[(b"a", b"1"), (b"z", b"2")]);
+    txn.put_packed("joined", bytes, &lens).unwrap();
     // An existing tree takes the ordinary path, with its row locks.
-    txn.put_many(T, [(&7u32.to_be_bytes()[..], &9i64.to_le_bytes()[..])])
-        .unwrap();
+    let (bytes, lens) = packed(&[(&7u32.to_be_bytes()[..], &9i64.to_le_bytes()[..])]);
+    txn.put_packed(T, bytes, &lens).unwrap();
     let long = vec![0u8; 1 << 16];
+    let (bytes, lens) = packed(&[(&long[..], &b"v"[..])]);
     assert!(matches!(
-        txn.put_many("fresh", [(&long[..], &b"v"[..])]),
+        txn.put_packed("fresh", bytes, &lens),
         Err(Error::KeyTooLarge { .. })
     ));
-    // The new tree is invisible to others, then committed whole.
+    // Lengths that run past the buffer are refused, not read out of bounds.
+    assert!(matches!(
+        txn.put_packed("shuffled", b"abc".to_vec(), &[(2, 2)]),
+        Err(Error::Invalid(_))
+    ));
+    // The new trees are invisible to others, then committed whole.
     let other = db.begin(Isolation::ReadCommitted).unwrap();
     assert!(!other.tree_exists("fresh"));
     other.rollback().unwrap();
@@ -450,16 +480,27 @@ fn put_many_into_new_and_existing_trees() {
     drop(db);
     let db = open(&dir);
     let mut txn = db.begin(Isolation::ReadCommitted).unwrap();
-    let got: Vec<(Vec<u8>, Vec<u8>)> = txn
-        .scan("fresh", Bound::Unbounded, Bound::Unbounded, false)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let all = |txn: &mut strata_engine::Txn, tree: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
+        txn.scan(tree, Bound::Unbounded, Bound::Unbounded, false)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let got = all(&mut txn, "fresh");
     assert_eq!(got.len(), 1000);
     assert!(got
         .iter()
         .zip(&keys)
         .all(|((k, v), want)| k == want && v == want));
+    let pair = |k: &[u8], v: &[u8]| (k.to_vec(), v.to_vec());
+    assert_eq!(
+        all(&mut txn, "shuffled"),
+        vec![pair(b"a", b"2"), pair(b"b", b"3")]
+    );
+    assert_eq!(
+        all(&mut txn, "joined"),
+        vec![pair(b"a", b"1"), pair(b"m", b"0"), pair(b"z", b"2")]
+    );
     assert_eq!(balance(txn.get(T, &7u32.to_be_bytes()).unwrap()), 9);
 }
 

@@ -79,10 +79,11 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
         IndexKind::Dense => {
             let width = table.columns.len();
             let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-            // Entries are gathered into one arena (index key, then row key, per entry), then
-            // written in key order: the engine's fast path for ascending writes, as a bulk
-            // load. Each entry is sorted by its key's first 16 bytes, then the whole key:
-            // mostly integer compares on a compact array.
+            // Entries are gathered into one arena (index key, then row key, per entry) and
+            // sorted by their key's first 16 bytes, then the whole key: mostly integer compares
+            // on a compact array. Then they are copied in key order into one buffer, which the
+            // engine takes as the transaction's writes as it is (a tight copy loop is where
+            // the random reads of the arena cost least).
             let mut arena: Vec<u8> = Vec::new();
             // (key prefix, offset in the arena, index key length, row key length)
             let mut order: Vec<(u128, usize, u32, u32)> = Vec::new();
@@ -126,14 +127,14 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
             order.sort_unstable_by(|a, b| {
                 a.0.cmp(&b.0).then_with(|| index_key(a).cmp(index_key(b)))
             });
-            txn.put_many(
-                &index.tree(),
-                &mut order.iter().map(|e| {
-                    let (_, at, ik_len, k_len) = *e;
-                    let end = at + ik_len as usize;
-                    (index_key(e), &arena[end..end + k_len as usize])
-                }),
-            )?;
+            let mut packed = Vec::with_capacity(arena.len());
+            let mut lens = Vec::with_capacity(order.len());
+            for &(_, at, ik_len, k_len) in &order {
+                packed.extend_from_slice(&arena[at..at + (ik_len + k_len) as usize]);
+                lens.push((ik_len, k_len));
+            }
+            std::mem::drop((arena, order));
+            txn.put_packed(&index.tree(), packed, &lens)?;
         }
         IndexKind::Sparse => crate::sparse::build(txn, table, &index)?,
     }

@@ -121,13 +121,9 @@ impl Transaction for InterruptibleTxn {
         self.interrupt.check()?;
         self.inner.put(tree, key, value)
     }
-    fn put_many<'e>(
-        &mut self,
-        tree: &str,
-        entries: &mut dyn Iterator<Item = (&'e [u8], &'e [u8])>,
-    ) -> Result<()> {
+    fn put_packed(&mut self, tree: &str, bytes: Vec<u8>, lens: &[(u32, u32)]) -> Result<()> {
         self.interrupt.check()?;
-        self.inner.put_many(tree, entries)
+        self.inner.put_packed(tree, bytes, lens)
     }
     fn delete(&mut self, tree: &str, key: &[u8]) -> Result<()> {
         self.interrupt.check()?;
