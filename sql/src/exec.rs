@@ -4,8 +4,11 @@
 //!
 //! Every node gets the execution context [`Cx`] with each call: the transaction, statement
 //! parameters, the rows of enclosing queries (for correlated subqueries) and caches.
+//!
+//! The in-memory hash tables (groups, join build sides, DISTINCT and set operations) are keyed
+//! by encoded values ([`row_key`], [`hash_key`]) and hashed with [`BytesHasher`].
 
-use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Bound;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -23,6 +26,48 @@ use crate::value::{self, DataType, Value};
 use crate::{bail, err};
 
 pub type Row = Vec<Value>;
+
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<BytesHasher>>;
+type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<BytesHasher>>;
+
+/// The hash of the executor's tables: FxHash's rotate-xor-multiply over 8 bytes at a time, then
+/// a murmur3 finalizer so that every bit of the key reaches the low bits (the bucket) and the
+/// high ones (the table's tag). Unkeyed, as PostgreSQL's hash of a group key is: several times
+/// cheaper than SipHash (which took about 5% of a `GROUP BY` over 100k rows).
+#[derive(Default)]
+pub struct BytesHasher(u64);
+
+impl BytesHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for BytesHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
+    }
+}
 
 /// A range of keys: (start, end).
 pub type KeySpan = (Bound<Vec<u8>>, Bound<Vec<u8>>);
@@ -56,8 +101,8 @@ pub struct Cx<'a> {
     pub params: &'a [Value],
     /// Rows of enclosing queries, innermost last.
     pub outer: Vec<Row>,
-    pub subquery_cache: HashMap<usize, Rc<Vec<Row>>>,
-    pub worktables: HashMap<usize, Rc<Vec<Row>>>,
+    pub subquery_cache: std::collections::HashMap<usize, Rc<Vec<Row>>>,
+    pub worktables: std::collections::HashMap<usize, Rc<Vec<Row>>>,
     pub txn_ts: i64,
     pub statement_ts: i64,
     pub seq: &'a mut dyn SequenceOps,
@@ -270,12 +315,12 @@ fn build_reading(plan: &Plan, reads: Option<Vec<bool>>) -> Box<dyn Node> {
         }),
         Plan::Distinct { input } => Box::new(DistinctNode {
             input: build(input),
-            seen: HashSet::new(),
+            seen: HashSet::default(),
         }),
         Plan::DistinctOn { input, keys } => Box::new(DistinctOnNode {
             input: build(input),
             keys: keys.clone(),
-            seen: HashSet::new(),
+            seen: HashSet::default(),
         }),
         Plan::SetOp {
             op,
@@ -287,8 +332,8 @@ fn build_reading(plan: &Plan, reads: Option<Vec<bool>>) -> Box<dyn Node> {
             all: *all,
             left: build(left),
             right: Some(build(right)),
-            right_counts: HashMap::new(),
-            seen: HashSet::new(),
+            right_counts: HashMap::default(),
+            seen: HashSet::default(),
             left_done: false,
         }),
         Plan::Recursive {
@@ -1144,7 +1189,7 @@ impl Node for JoinNode {
             let table = if self.equi.is_empty() {
                 None
             } else {
-                let mut t: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+                let mut t: HashMap<Vec<u8>, Vec<usize>> = HashMap::default();
                 for (i, r) in rows.iter().enumerate() {
                     if let Some(k) = equi_key(&mut self.equi.iter().map(|(_, r)| r), r, cx)? {
                         t.entry(k).or_default().push(i);
@@ -1436,13 +1481,13 @@ struct AggregateNode {
 impl Node for AggregateNode {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         if let Some(mut input) = self.input.take() {
-            let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+            let mut index: HashMap<Vec<u8>, usize> = HashMap::default();
             let mut groups: Vec<Group> = Vec::new();
             let fresh = |keys: Row, aggs: &[AggCall]| Group {
                 keys,
                 accs: aggs.iter().map(new_acc).collect(),
                 ordered: aggs.iter().map(|_| Vec::new()).collect(),
-                seen: aggs.iter().map(|_| HashSet::new()).collect(),
+                seen: aggs.iter().map(|_| HashSet::default()).collect(),
             };
             if self.groups.is_empty() {
                 groups.push(fresh(Vec::new(), &self.aggs));
@@ -1629,7 +1674,7 @@ struct RecursiveNode {
 impl Node for RecursiveNode {
     fn next(&mut self, cx: &mut Cx) -> Result<Option<Row>> {
         if self.out.is_none() {
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::default();
             let mut result = Vec::new();
             let mut frontier = Vec::new();
             for r in run_plan(&self.base, cx, None)? {
