@@ -64,5 +64,5 @@ pub use btree::verify::TreeStats;
 pub use db::{wal_path, Database, LocalClock, Options, Stats, TimestampSource};
 pub use error::{Error, Result};
 pub use locks::WaitCheck;
-pub use txn::{Isolation, Savepoint, Scan, Txn};
+pub use txn::{Isolation, Packed, Savepoint, Scan, Txn};
 pub use wal::SyncMode;

@@ -66,6 +66,59 @@ impl ReadSet {
     }
 }
 
+/// Entries laid end to end in one buffer, each key then its value: what [`Txn::put_packed`]
+/// takes. Built only by `push`, so the lengths always describe the buffer exactly.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Packed {
+    bytes: Vec<u8>,
+    /// (key length, value length) of each entry, in order.
+    lens: Vec<(u32, u32)>,
+}
+
+impl Packed {
+    /// Room for `entries` entries of `bytes` bytes in all.
+    pub fn with_capacity(bytes: usize, entries: usize) -> Packed {
+        Packed {
+            bytes: Vec::with_capacity(bytes),
+            lens: Vec::with_capacity(entries),
+        }
+    }
+
+    /// Appends an entry; `Invalid` if its key or value is 4 GiB or more.
+    pub fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let len = |b: &[u8]| {
+            u32::try_from(b.len())
+                .ok()
+                .filter(|&n| n != DELETE)
+                .ok_or_else(|| Error::Invalid(format!("a {}-byte entry is too large", b.len())))
+        };
+        let lens = (len(key)?, len(value)?);
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(value);
+        self.lens.push(lens);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// The entries, (key, value), in the order pushed.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.lens.iter().scan(0, |at, &(k, v)| {
+            let key = &self.bytes[*at..*at + k as usize];
+            *at += k as usize;
+            let value = &self.bytes[*at..*at + v as usize];
+            *at += v as usize;
+            Some((key, value))
+        })
+    }
+}
+
 /// The pending writes of one tree, ordered by key.
 ///
 /// Keys written in ascending order (the common bulk pattern) are appended to `tail`, their bytes
@@ -282,40 +335,35 @@ impl WriteSet {
         self.tail.push(e);
     }
 
-    /// Takes `bytes` (entries end to end, each key then its value, lengths in `lens`) as the
-    /// whole write set, without copying it: the arena's one chunk, the tail pointing into it.
-    /// Only if the set is empty, the keys strictly ascend, the entries fill `bytes` exactly
-    /// and it is under 4 GiB (arena offsets are 32-bit); otherwise `bytes` comes back.
-    fn adopt(&mut self, bytes: Vec<u8>, lens: &[(u32, u32)]) -> Option<Vec<u8>> {
-        if self.len() > 0 || bytes.len() > u32::MAX as usize {
-            return Some(bytes);
+    /// Takes `entries` as the whole write set without copying them: their buffer becomes the
+    /// arena's one chunk, the tail points into it. Only if the set is empty, the keys strictly
+    /// ascend and the buffer is under 4 GiB (arena offsets are 32-bit); otherwise `entries`
+    /// come back.
+    fn adopt(&mut self, entries: Packed) -> Option<Packed> {
+        if self.len() > 0 || entries.bytes.len() > u32::MAX as usize {
+            return Some(entries);
         }
-        let mut tail = Vec::with_capacity(lens.len());
+        let mut tail: Vec<TailEntry> = Vec::with_capacity(entries.len());
         let mut at = 0usize;
-        for &(key_len, value_len) in lens {
-            let end = at + key_len as usize + value_len as usize;
-            if value_len == DELETE || end > bytes.len() {
-                return Some(bytes);
+        let mut prev: Option<&[u8]> = None;
+        let ascending = entries.iter().all(|(key, value)| {
+            if prev.is_some_and(|p| p >= key) {
+                return false;
             }
-            let ascends = tail.last().is_none_or(|prev: &TailEntry| {
-                let p = prev.at;
-                bytes[p..p + prev.key_len as usize] < bytes[at..at + key_len as usize]
-            });
-            if !ascends {
-                return Some(bytes);
-            }
+            prev = Some(key);
             tail.push(TailEntry {
                 at,
-                key_len,
-                value_len,
+                key_len: key.len() as u32,
+                value_len: value.len() as u32,
             });
-            at = end;
-        }
-        if at != bytes.len() {
-            return Some(bytes);
+            at += key.len() + value.len();
+            true
+        });
+        if !ascending {
+            return Some(entries);
         }
         self.arena = Arena {
-            chunks: vec![bytes],
+            chunks: vec![entries.bytes],
             len: at,
         };
         self.tail = tail;
@@ -694,42 +742,32 @@ impl Txn {
         self.write(tree, key, Some(value))
     }
 
-    /// Puts many entries into `tree`, given end to end in `bytes`: each key, then its value,
-    /// their lengths in `lens`. Into a tree this transaction created and has not written yet,
-    /// entries in strictly ascending key order become the write set as they are (no row locks,
-    /// no copy: an index build hands over its sorted entries); otherwise each is put in turn.
-    pub fn put_packed(&mut self, tree: &str, bytes: Vec<u8>, lens: &[(u32, u32)]) -> Result<()> {
+    /// Puts many entries into `tree`. Into a tree this transaction created and has not written
+    /// yet, entries in strictly ascending key order become the write set as they are (no row
+    /// locks, no copy: an index build hands over its sorted entries); otherwise each is put in
+    /// turn. A key too large fails the call before anything is written.
+    pub fn put_packed(&mut self, tree: &str, entries: Packed) -> Result<()> {
         self.check_active()?;
         self.must_exist(tree)?;
         let max = self.shared.store.max_key();
-        if let Some(&(len, _)) = lens.iter().find(|(k, _)| *k as usize > max) {
+        if let Some(&(len, _)) = entries.lens.iter().find(|(k, _)| *k as usize > max) {
             return Err(Error::KeyTooLarge {
                 len: len as usize,
                 max,
             });
         }
         let b = &self.buffered;
-        let bytes = if !b.created.is_empty() && b.created.contains(tree) {
+        let entries = if !b.created.is_empty() && b.created.contains(tree) {
             let ws = self.buffered.writes.entry(tree.to_string()).or_default();
-            match ws.adopt(bytes, lens) {
+            match ws.adopt(entries) {
                 None => return Ok(()),
-                Some(bytes) => bytes,
+                Some(entries) => entries,
             }
         } else {
-            bytes
+            entries
         };
-        let mut at = 0;
-        for &(key_len, value_len) in lens {
-            let (k, v) = (key_len as usize, value_len as usize);
-            let Some(entry) = bytes.get(at..at + k + v) else {
-                return Err(Error::Invalid(format!(
-                    "packed entries need {} bytes, the buffer holds {}",
-                    at + k + v,
-                    bytes.len()
-                )));
-            };
-            self.write(tree, &entry[..k], Some(&entry[k..]))?;
-            at += k + v;
+        for (key, value) in entries.iter() {
+            self.write(tree, key, Some(value))?;
         }
         Ok(())
     }
@@ -999,41 +1037,37 @@ mod tests {
         format!("{i:04}").into_bytes()
     }
 
-    /// `adopt` takes a packed buffer as the write set only when it is a valid ascending run
-    /// into an empty set; after it, the set behaves as if each entry had been `set`.
+    /// `adopt` takes packed entries as the write set only when they are an ascending run into
+    /// an empty set; after it, the set behaves as if each entry had been `set`.
     #[test]
     fn adopt_takes_only_ascending_packed_entries_into_an_empty_set() {
         let pack = |entries: &[(&[u8], &[u8])]| {
-            let mut bytes = Vec::new();
-            let mut lens = Vec::new();
+            let mut packed = Packed::default();
             for (k, v) in entries {
-                bytes.extend_from_slice(k);
-                bytes.extend_from_slice(v);
-                lens.push((k.len() as u32, v.len() as u32));
+                packed.push(k, v).unwrap();
             }
-            (bytes, lens)
+            packed
         };
         let refused = |entries: &[(&[u8], &[u8])]| {
-            let (bytes, lens) = pack(entries);
+            let packed = pack(entries);
             let mut ws = WriteSet::default();
-            let back = ws.adopt(bytes.clone(), &lens);
-            back == Some(bytes) && ws.len() == 0
+            let back = ws.adopt(packed.clone());
+            back == Some(packed) && ws.len() == 0
         };
         assert!(refused(&[(b"b", b"1"), (b"a", b"2")]), "descending");
         assert!(refused(&[(b"a", b"1"), (b"a", b"2")]), "a repeated key");
         let mut ws = WriteSet::default();
-        assert_eq!(ws.adopt(b"abc".to_vec(), &[(2, 2)]), Some(b"abc".to_vec()));
-        assert_eq!(
-            ws.adopt(b"abcd".to_vec(), &[(1, 1)]),
-            Some(b"abcd".to_vec())
-        );
         ws.set(b"m", Some(b"0"));
-        let (bytes, lens) = pack(&[(b"a", b"1")]);
-        assert!(ws.adopt(bytes, &lens).is_some(), "a set with writes");
+        assert!(
+            ws.adopt(pack(&[(b"a", b"1")])).is_some(),
+            "a set with writes"
+        );
 
-        let (bytes, lens) = pack(&[(b"a", b""), (b"ab", b"22"), (b"b", b"3")]);
         let mut ws = WriteSet::default();
-        assert_eq!(ws.adopt(bytes, &lens), None);
+        assert_eq!(
+            ws.adopt(pack(&[(b"a", b""), (b"ab", b"22"), (b"b", b"3")])),
+            None
+        );
         assert_eq!(ws.get(b"ab"), Some(Some(&b"22"[..])));
         assert_eq!(ws.get(b"a"), Some(Some(&b""[..])));
         assert_eq!(ws.get(b"aa"), None);

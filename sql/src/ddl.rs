@@ -10,7 +10,7 @@ use crate::catalog::{
 };
 use crate::encoding::{decode_row, encode_row, key_of};
 use crate::error::Result;
-use crate::kv::Transaction;
+use crate::kv::{Packed, Transaction};
 use crate::plan::{self, ident, object_name};
 use crate::value::{DataType, Value};
 use crate::{bail, err};
@@ -127,14 +127,14 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
             order.sort_unstable_by(|a, b| {
                 a.0.cmp(&b.0).then_with(|| index_key(a).cmp(index_key(b)))
             });
-            let mut packed = Vec::with_capacity(arena.len());
-            let mut lens = Vec::with_capacity(order.len());
-            for &(_, at, ik_len, k_len) in &order {
-                packed.extend_from_slice(&arena[at..at + (ik_len + k_len) as usize]);
-                lens.push((ik_len, k_len));
+            let mut packed = Packed::with_capacity(arena.len(), order.len());
+            for e in &order {
+                let &(_, at, ik_len, k_len) = e;
+                let end = at + ik_len as usize;
+                packed.push(index_key(e), &arena[end..end + k_len as usize])?;
             }
             std::mem::drop((arena, order));
-            txn.put_packed(&index.tree(), packed, &lens)?;
+            txn.put_packed(&index.tree(), packed)?;
         }
         IndexKind::Sparse => crate::sparse::build(txn, table, &index)?,
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{code, Error, Result};
-use crate::kv::{Entries, Isolation, Transaction};
+use crate::kv::{Entries, Isolation, Packed, Transaction};
 
 /// The shared flag and deadline a connection uses to stop its session's running statement.
 #[derive(Debug)]
@@ -121,9 +121,9 @@ impl Transaction for InterruptibleTxn {
         self.interrupt.check()?;
         self.inner.put(tree, key, value)
     }
-    fn put_packed(&mut self, tree: &str, bytes: Vec<u8>, lens: &[(u32, u32)]) -> Result<()> {
+    fn put_packed(&mut self, tree: &str, entries: Packed) -> Result<()> {
         self.interrupt.check()?;
-        self.inner.put_packed(tree, bytes, lens)
+        self.inner.put_packed(tree, entries)
     }
     fn delete(&mut self, tree: &str, key: &[u8]) -> Result<()> {
         self.interrupt.check()?;

@@ -7,9 +7,8 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-pub use strata_engine::Isolation;
+pub use strata_engine::{Isolation, Packed};
 
-use crate::bail;
 use crate::error::Result;
 
 /// Key-value pairs in key order.
@@ -24,23 +23,11 @@ pub trait Transaction: Send {
     /// concurrent writer; under REPEATABLE READ a newer commit is a serialization failure).
     fn get_for_update(&mut self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn put(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()>;
-    /// Puts many entries into one tree, given end to end in `bytes`: each key, then its value,
-    /// their lengths in `lens`. The engine takes ascending entries into a tree created in this
-    /// transaction as they are, without copying them (an index build).
-    fn put_packed(&mut self, tree: &str, bytes: Vec<u8>, lens: &[(u32, u32)]) -> Result<()> {
-        let mut at = 0;
-        for &(key_len, value_len) in lens {
-            let (k, v) = (key_len as usize, value_len as usize);
-            let Some(entry) = bytes.get(at..at + k + v) else {
-                bail!(
-                    INTERNAL_ERROR,
-                    "packed entries need {} bytes, the buffer holds {}",
-                    at + k + v,
-                    bytes.len()
-                );
-            };
-            self.put(tree, &entry[..k], &entry[k..])?;
-            at += k + v;
+    /// Puts many entries into one tree. The engine takes ascending entries into a tree created
+    /// in this transaction as they are, without copying them (an index build).
+    fn put_packed(&mut self, tree: &str, entries: Packed) -> Result<()> {
+        for (k, v) in entries.iter() {
+            self.put(tree, k, v)?;
         }
         Ok(())
     }
@@ -138,8 +125,8 @@ impl Transaction for EngineTxn {
     fn put(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
         Ok(self.txn.put(tree, key, value)?)
     }
-    fn put_packed(&mut self, tree: &str, bytes: Vec<u8>, lens: &[(u32, u32)]) -> Result<()> {
-        Ok(self.txn.put_packed(tree, bytes, lens)?)
+    fn put_packed(&mut self, tree: &str, entries: Packed) -> Result<()> {
+        Ok(self.txn.put_packed(tree, entries)?)
     }
     fn delete(&mut self, tree: &str, key: &[u8]) -> Result<()> {
         Ok(self.txn.delete(tree, key)?)
