@@ -10,6 +10,7 @@ use crate::catalog::{
 };
 use crate::encoding::{decode_row, encode_row, key_of};
 use crate::error::Result;
+use crate::exec::HashSet;
 use crate::kv::{Packed, Transaction};
 use crate::plan::{self, ident, object_name};
 use crate::value::{DataType, Value};
@@ -78,7 +79,7 @@ fn add_index(txn: &mut dyn Transaction, table: &mut Table, index: Index) -> Resu
     match index.kind {
         IndexKind::Dense => {
             let width = table.columns.len();
-            let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+            let mut seen: HashSet<Vec<u8>> = HashSet::default();
             // Entries are gathered into one arena (index key, then row key, per entry) and
             // sorted by their key's first 16 bytes, then the whole key: mostly integer compares
             // on a compact array. Then they are copied in key order into one buffer, which the
@@ -932,7 +933,7 @@ fn set_primary_key(txn: &mut dyn Transaction, table: &mut Table, cols: Vec<usize
     txn.drop_tree(&old_tree)?;
     table.id = catalog::next_id(txn)?;
     txn.create_tree(&table.tree())?;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::default();
     for row in &rows {
         let vals: Vec<Value> = cols.iter().map(|&c| row[c].clone()).collect();
         if let Some(c) = cols.iter().find(|&&c| row[c].is_null()) {
@@ -976,7 +977,7 @@ pub fn analyze(txn: &mut dyn Transaction, name: Option<String>) -> Result<()> {
     };
     for mut table in tables {
         let width = table.columns.len();
-        let mut distinct: Vec<std::collections::HashSet<Vec<u8>>> = vec![Default::default(); width];
+        let mut distinct: Vec<HashSet<Vec<u8>>> = vec![Default::default(); width];
         let mut nulls = vec![0u64; width];
         let mut rising = vec![0i64; width];
         let mut prev: Option<Vec<Value>> = None;

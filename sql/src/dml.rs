@@ -6,7 +6,6 @@
 //! the newest version, as PostgreSQL does; under REPEATABLE READ a concurrent change is a
 //! serialization failure.
 
-use std::collections::HashSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use sqlparser::ast;
 use crate::catalog::{self, Index, IndexKind, RefAction, Table};
 use crate::encoding::{decode_row, encode_row, key_of};
 use crate::error::Result;
-use crate::exec::{self, prefix_end, Cx, Row};
+use crate::exec::{self, prefix_end, Cx, HashSet, Row};
 use crate::expr::{eval, eval_pred, Expr};
 use crate::optimize::optimize;
 use crate::plan::{self, Access, Binder, OutCol, Plan, Scope, ScopeCol};
@@ -993,7 +992,7 @@ pub fn run_change(ch: &Change, cx: &mut Cx) -> Result<QueryResult> {
     let width = t.columns.len();
     // Collect first, so the statement never sees its own changes (the Halloween problem).
     let candidates = exec::run_plan(&ch.source, cx, None)?;
-    let mut done: HashSet<Vec<u8>> = HashSet::new();
+    let mut done: HashSet<Vec<u8>> = HashSet::default();
     // First decide every change (reads see the table as the statement found it), then write.
     let mut changes: Vec<(Vec<u8>, Row, Option<Row>)> = Vec::new();
     for src in candidates {

@@ -27,8 +27,10 @@ use crate::{bail, err};
 
 pub type Row = Vec<Value>;
 
-type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<BytesHasher>>;
-type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<BytesHasher>>;
+/// A hash map or set keyed by encoded values, hashed with [`BytesHasher`]: the executor's, and
+/// the other sets of encoded keys (unique checks, ANALYZE's distinct counts, rows changed).
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<BytesHasher>>;
+pub(crate) type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<BytesHasher>>;
 
 /// The hash of the executor's tables: FxHash's rotate-xor-multiply over 8 bytes at a time, then
 /// a murmur3 finalizer so that every bit of the key reaches the low bits (the bucket) and the
