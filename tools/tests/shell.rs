@@ -50,10 +50,21 @@ fn strata(dir: &Path, args: &[&str], input: &str) -> Run {
     });
     let out = reader(child.stdout.take().expect("stdout"));
     let err = reader(child.stderr.take().expect("stderr"));
+    let status = wait_within_limit(&mut child, args);
+    let _ = writer.join();
+    Run {
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+        code: status.code().unwrap_or(-1),
+    }
+}
+
+/// Waits for `child` (run with `args`); kills it and fails the test if it outlives [`LIMIT`].
+fn wait_within_limit(child: &mut Child, args: &[&str]) -> std::process::ExitStatus {
     let deadline = Instant::now() + LIMIT;
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            break status;
+            return status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -61,12 +72,6 @@ fn strata(dir: &Path, args: &[&str], input: &str) -> Run {
             panic!("strata {args:?} did not finish within {LIMIT:?}");
         }
         thread::sleep(Duration::from_millis(5));
-    };
-    let _ = writer.join();
-    Run {
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-        code: status.code().unwrap_or(-1),
     }
 }
 
@@ -657,26 +662,16 @@ fn run_to_files(dir: &Path, script: &str, out: &str, err: &str) -> i32 {
     } else {
         std::fs::File::create(dir.join(err)).expect("stderr file")
     };
+    let args = ["-At", "db"];
     let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
         .current_dir(dir)
-        .args(["-At", "db"])
+        .args(args)
         .stdin(std::fs::File::open(dir.join("script.sql")).expect("script"))
         .stdout(out_file)
         .stderr(err_file)
         .spawn()
         .expect("strata binary runs");
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("strata did not finish within {LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_within_limit(&mut child, &args).code().unwrap_or(-1)
 }
 
 /// Output to a regular file is written in blocks, not per statement: all of it still arrives,
